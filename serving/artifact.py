@@ -1,0 +1,173 @@
+"""The model folder: ``model_meta.json`` schema, checksums, save and verified load.
+
+A model folder describes itself: labels and schema version, normaliser version, training config, data
+fingerprints, metrics, thresholds, temperature, library versions and a SHA-256 for every file that affects
+predictions. ``load_meta`` refuses a folder that is missing files, was changed after training (tampered), or was
+made for another label schema or normaliser, and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from serving import labels as label_schema
+from serving.text import NORMALISER_VERSION
+
+META_FILE = "model_meta.json"
+FORMAT_VERSION = 1
+# Files that do not change predictions and may be edited or regenerated freely.
+_UNCHECKED = {META_FILE, "README.md"}
+_UNCHECKED_DIRS = {"eval"}
+
+
+class ModelFolderError(RuntimeError):
+    """A model folder that cannot be used, with a message that says what to do about it."""
+
+
+class ModelMeta(BaseModel):
+    """The schema of ``model_meta.json``."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: str
+    kind: Literal["transformer", "linear"]
+    created_at: str
+    labels: list[str]
+    label_schema_version: int
+    normaliser_version: int
+    base_model: str | None = None
+    max_length: int | None = None
+    window_stride: int | None = None
+    temperature: float = 1.0
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    calibration: dict[str, Any] = Field(default_factory=dict)
+    training_config: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    onnx: dict[str, Any] = Field(default_factory=dict)
+    library_versions: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
+
+    def sha256(self) -> str:
+        """One digest for the whole model: the hash of every checked file's hash."""
+        lines = "".join(f"{path}:{digest}\n" for path, digest in sorted(self.files.items()))
+        return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checked_files(folder: Path) -> list[str]:
+    """Relative paths of the files whose checksums the meta records."""
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if (path.is_file() and rel.as_posix() not in _UNCHECKED and rel.parts[0] not in _UNCHECKED_DIRS
+                and not any(part.startswith(".") for part in rel.parts)):
+            out.append(rel.as_posix())
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("counterpoint", "torch", "transformers", "tokenizers", "onnxruntime", "onnx", "scikit-learn", "skops",
+                "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def write_meta(folder: Path, meta: ModelMeta) -> ModelMeta:
+    """Record checksums of the folder's files in ``meta`` and write ``model_meta.json`` atomically."""
+    folder = Path(folder)
+    meta = meta.model_copy(update={"files": {rel: file_sha256(folder / rel) for rel in checked_files(folder)}})
+    atomic_write_text(folder / META_FILE, meta.model_dump_json(indent=2))
+    return meta
+
+
+def update_meta(folder: Path, **changes: Any) -> ModelMeta:
+    """Change fields of an existing folder's meta (e.g. after export) and re-record checksums."""
+    meta = read_meta(folder)
+    return write_meta(folder, meta.model_copy(update=changes))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def read_meta(folder: Path) -> ModelMeta:
+    """Parse ``model_meta.json`` without verifying files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(
+            f"model folder {folder} does not exist. Train one with `counterpoint train --output {folder}` "
+            "(or `make serve`, which trains models/default on first run), or pass --model with an existing folder.")
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise ModelFolderError(
+            f"{folder} is not a Counterpoint model folder: {META_FILE} is missing. Train one with "
+            f"`counterpoint train --output {folder}`.")
+    try:
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+        return ModelMeta.model_validate(raw)
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ModelFolderError(f"{meta_path} is not valid model metadata ({exc}). Retrain the model folder.") from exc
+
+
+def load_meta(folder: Path, *, verify: bool = True) -> ModelMeta:
+    """Read and check a model folder: format, label schema, normaliser version and (if ``verify``) checksums."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    if meta.format_version > FORMAT_VERSION:
+        raise ModelFolderError(
+            f"{folder} uses model-folder format {meta.format_version}, newer than this Counterpoint supports "
+            f"({FORMAT_VERSION}). Upgrade Counterpoint.")
+    if meta.label_schema_version != label_schema.SCHEMA_VERSION or meta.labels != list(label_schema.LABELS):
+        raise ModelFolderError(
+            f"{folder} was trained for label schema v{meta.label_schema_version} {meta.labels}, but this Counterpoint "
+            f"uses v{label_schema.SCHEMA_VERSION} {list(label_schema.LABELS)}. Retrain the model on the current schema.")
+    if meta.normaliser_version != NORMALISER_VERSION:
+        raise ModelFolderError(
+            f"{folder} was trained with text normaliser v{meta.normaliser_version}, but this Counterpoint normalises "
+            f"with v{NORMALISER_VERSION}; its predictions would be off. Retrain the model.")
+    if not meta.files:
+        raise ModelFolderError(f"{folder}/{META_FILE} lists no files; the folder is incomplete. Retrain it.")
+    if verify:
+        verify_files(folder, meta)
+    return meta
+
+
+def verify_files(folder: Path, meta: ModelMeta) -> None:
+    problems = []
+    for rel, expected in meta.files.items():
+        path = folder / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif file_sha256(path) != expected:
+            problems.append(f"{rel} does not match its recorded SHA-256 (changed after training)")
+    extra = set(checked_files(folder)) - set(meta.files)
+    problems += [f"{rel} is not part of the trained model" for rel in sorted(extra)]
+    if problems:
+        raise ModelFolderError(
+            f"model folder {folder} failed verification: " + "; ".join(problems)
+            + ". Restore the folder from where it came from, or retrain it with `counterpoint train`.")

@@ -1,0 +1,266 @@
+"""Predictors: the one way a model folder turns texts into labels, used by the service, batch jobs and evaluation.
+
+Every backend normalises with ``serving.text.normalize``, produces raw logits, divides them by the folder's
+calibrated temperature, and applies the folder's thresholds through ``decide``. Backends:
+
+- ``onnx-int8`` (default for transformer folders): ONNX Runtime, dynamically quantised int8 graph.
+- ``onnx``: ONNX Runtime fp32.
+- ``torch``: the Hugging Face model in PyTorch (needs torch + transformers installed).
+- ``linear``: the TF-IDF + logistic-regression baseline (skops file).
+
+Long texts (transformers): the token sequence is split into overlapping windows of ``max_length`` tokens
+(``window_stride`` apart) and the text gets the scores of its *most extreme window*, the window with the highest
+extremist probability, so a call to violence buried in a long post is not averaged away.
+
+Int8 note: dynamic quantisation picks activation scales per batch, so a text's scores can move slightly (about
+1e-3) with its batch mates; fp32 and torch do not have this property.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from serving import labels as L
+from serving.artifact import ModelFolderError, ModelMeta, load_meta
+from serving.text import detect_language, normalize
+
+BACKENDS = ("auto", "onnx-int8", "onnx", "torch", "linear")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    scores: dict[str, float]
+    flagged: bool
+    language: str
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "scores": self.scores, "flagged": self.flagged, "language": self.language}
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def decide(probs: np.ndarray, thresholds: dict[str, float] | None) -> np.ndarray:
+    """Label ids from calibrated probabilities and per-label thresholds.
+
+    With thresholds: a text is ``extremist`` (and flagged) when its extremist probability reaches the extremist
+    threshold; otherwise ``counter_narrative`` when its share of the remaining probability,
+    p(counter) / (p(counter) + p(neutral)), reaches the counter-narrative threshold; otherwise ``neutral``.
+    Without thresholds: the most probable label.
+    """
+    probs = np.asarray(probs)
+    if not thresholds:
+        return probs.argmax(axis=1)
+    e, c, n = (L.LABEL2ID[x] for x in (L.EXTREMIST, L.COUNTER_NARRATIVE, L.NEUTRAL))
+    flagged = probs[:, e] >= thresholds.get(L.EXTREMIST, 0.5)
+    share = probs[:, c] / np.maximum(probs[:, c] + probs[:, n], 1e-12)
+    counter = share >= thresholds.get(L.COUNTER_NARRATIVE, 0.5)
+    return np.where(flagged, e, np.where(counter, c, n))
+
+
+class Predictor(Protocol):
+    meta: ModelMeta
+    folder: Path
+    backend: str
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+    def predict_proba(self, texts: Sequence[str], *, normalized: bool = False) -> np.ndarray: ...
+
+
+class _Base:
+    """What every backend shares: normalisation, calibration, thresholds and language tags."""
+
+    backend = "base"
+
+    def __init__(self, folder: Path, meta: ModelMeta):
+        self.folder = Path(folder)
+        self.meta = meta
+
+    def _logits(self, texts: list[str]) -> np.ndarray:  # texts are normalised
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str], *, normalized: bool = False) -> np.ndarray:
+        texts = list(texts) if normalized else [normalize(t) for t in texts]
+        if not texts:
+            return np.zeros((0, len(L.LABELS)))
+        return self._aggregate(texts)
+
+    def _aggregate(self, texts: list[str]) -> np.ndarray:
+        return softmax(self._logits(texts), self.meta.temperature)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        norm = [normalize(t) for t in texts]
+        probs = self.predict_proba(norm, normalized=True)
+        ids = decide(probs, self.meta.thresholds)
+        out = []
+        for text, p, i in zip(norm, probs, ids):
+            label = L.ID2LABEL[int(i)]
+            scores = {name: round(float(p[j]), 6) for j, name in enumerate(L.LABELS)}
+            out.append(Prediction(label, scores, label == L.FLAG_LABEL, detect_language(text)))
+        return out
+
+
+class LinearPredictor(_Base):
+    backend = "linear"
+
+    def __init__(self, folder: Path, meta: ModelMeta):
+        super().__init__(folder, meta)
+        from serving.skops_io import load_pipeline
+
+        self.pipeline = load_pipeline(self.folder / "model.skops")
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.pipeline.decision_function(texts), dtype=np.float64)
+
+
+class _TransformerBase(_Base):
+    """Tokenisation, sliding windows and length-sorted batching shared by the ONNX and torch backends."""
+
+    def __init__(self, folder: Path, meta: ModelMeta, batch_size: int = 32):
+        super().__init__(folder, meta)
+        from tokenizers import Tokenizer
+
+        tok_path = self.folder / "tokenizer.json"
+        if not tok_path.is_file():
+            raise ModelFolderError(f"{self.folder} has no tokenizer.json; retrain or re-export the model folder.")
+        self.tokenizer = Tokenizer.from_file(str(tok_path))
+        # The shipped tokenizer.json of some bases pads every input to 128 tokens; we pad per batch ourselves.
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        specials = self.tokenizer.encode("", add_special_tokens=True).ids
+        if len(specials) != 2:
+            raise ModelFolderError(f"{tok_path}: expected a [CLS] ... [SEP] post-processor, got {specials}")
+        self.cls_id, self.sep_id = specials
+        config = json.loads((self.folder / "config.json").read_text())
+        self.pad_id = int(config.get("pad_token_id") or 0)
+        self.max_length = int(meta.max_length or 128)
+        self.stride = int(meta.window_stride or max(1, self.max_length - 2 - 32))
+        self.batch_size = batch_size
+
+    def windows(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
+        """Token-id windows (with special tokens) and, for each window, the index of its text."""
+        span = self.max_length - 2
+        all_windows, owner = [], []
+        for i, enc in enumerate(self.tokenizer.encode_batch(texts, add_special_tokens=False)):
+            ids = enc.ids
+            starts = range(0, max(len(ids) - span, 0) + self.stride, self.stride) if len(ids) > span else [0]
+            for s in starts:
+                all_windows.append([self.cls_id, *ids[s:s + span], self.sep_id])
+                owner.append(i)
+                if s + span >= len(ids):
+                    break
+        return all_windows, owner
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self.tokenizer.encode_batch([normalize(t) for t in texts])]
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _window_logits(self, windows: list[list[int]]) -> np.ndarray:
+        order = sorted(range(len(windows)), key=lambda k: len(windows[k]))  # sort by token count: little padding
+        logits = np.zeros((len(windows), len(L.LABELS)), dtype=np.float64)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            width = max(len(windows[k]) for k in chunk)
+            ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, k in enumerate(chunk):
+                ids[row, :len(windows[k])] = windows[k]
+                mask[row, :len(windows[k])] = 1
+            logits[chunk] = self._run(ids, mask)
+        return logits
+
+    def _aggregate(self, texts: list[str]) -> np.ndarray:
+        windows, owner = self.windows(texts)
+        probs = softmax(self._window_logits(windows), self.meta.temperature)
+        owner_arr = np.asarray(owner)
+        out = np.zeros((len(texts), len(L.LABELS)))
+        if len(windows) == len(texts):  # no long texts: windows are in text order
+            return probs
+        e = L.LABEL2ID[L.EXTREMIST]
+        for i in range(len(texts)):
+            rows = probs[owner_arr == i]
+            out[i] = rows[rows[:, e].argmax()]  # the most extreme window speaks for the text
+        return out
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError("transformer backends aggregate windows in _aggregate")
+
+
+class OnnxPredictor(_TransformerBase):
+    def __init__(self, folder: Path, meta: ModelMeta, *, quantized: bool = True, batch_size: int = 32,
+                 threads: int | None = None):
+        super().__init__(folder, meta, batch_size)
+        import onnxruntime as ort
+
+        key = "int8" if quantized else "fp32"
+        name = meta.onnx.get(key)
+        if not name or not (self.folder / name).is_file():
+            raise ModelFolderError(
+                f"{self.folder} has no {key} ONNX graph; export it with `counterpoint export --model {self.folder}` "
+                "or choose --backend torch.")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.folder / name), opts, providers=["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.backend = "onnx-int8" if quantized else "onnx"
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return self.session.run(["logits"], feeds)[0]
+
+
+class TorchPredictor(_TransformerBase):
+    backend = "torch"
+
+    def __init__(self, folder: Path, meta: ModelMeta, *, batch_size: int = 32, model=None):
+        super().__init__(folder, meta, batch_size)
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        self._torch = torch
+        self.model = model if model is not None else AutoModelForSequenceClassification.from_pretrained(self.folder)
+        self.model.eval()
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
+        return out.logits.float().numpy()
+
+
+def load_predictor(folder: str | Path, backend: str = "auto", *, verify: bool = True, batch_size: int = 32,
+                   threads: int | None = None) -> Predictor:
+    """Load a verified model folder with the chosen backend (``auto``: int8 ONNX for transformers)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    folder = Path(folder)
+    meta = load_meta(folder, verify=verify)
+    if meta.kind == "linear":
+        if backend not in ("auto", "linear"):
+            raise ModelFolderError(f"{folder} holds a linear model; it runs only with --backend linear (or auto).")
+        return LinearPredictor(folder, meta)
+    if backend == "linear":
+        raise ModelFolderError(f"{folder} holds a transformer model; choose onnx-int8, onnx or torch.")
+    if backend == "auto":
+        backend = "onnx-int8" if meta.onnx.get("int8") else "onnx" if meta.onnx.get("fp32") else "torch"
+    if backend == "torch":
+        return TorchPredictor(folder, meta, batch_size=batch_size)
+    return OnnxPredictor(folder, meta, quantized=backend == "onnx-int8", batch_size=batch_size, threads=threads)

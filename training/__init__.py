@@ -1,0 +1,1 @@
+"""Counterpoint's offline pipeline: data, fine-tuning, baseline, calibration, evaluation and export."""

@@ -1,0 +1,50 @@
+"""The linear baseline: TF-IDF over word and character n-grams, multinomial logistic regression.
+
+Character n-grams (``char_wb``) carry Urdu script and Roman Urdu spelling variants that a word vocabulary misses.
+It trains in seconds, runs at well over 1,000 posts/s on a laptop CPU, and is the bar the transformer must beat.
+Saved with skops (no pickle) as ``model.skops``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from serving import labels as L
+
+
+def build(cfg) -> Pipeline:
+    """A fresh pipeline from the ``[linear]`` config section.
+
+    Hashed features (no vocabulary) keep the saved model small and quick to write and load: a skops file with a
+    fitted ``TfidfVectorizer`` vocabulary of ~100k terms took 95 s to write and was ~100 MB; hashed, it holds
+    only the idf weights and coefficients as arrays.
+    """
+    half = max(cfg.max_features // 2, 1 << 10)
+    n_features = 1 << (half - 1).bit_length()  # a power of two, as the hashing trick likes
+
+    def branch(**kwargs) -> Pipeline:
+        return Pipeline([("hash", HashingVectorizer(n_features=n_features, alternate_sign=False, norm=None,
+                                                    lowercase=True, **kwargs)),
+                         ("tfidf", TfidfTransformer(sublinear_tf=True))])
+
+    features = FeatureUnion([
+        ("word", branch(analyzer="word", ngram_range=tuple(cfg.word_ngrams), token_pattern=r"(?u)\b\w+\b")),
+        ("char", branch(analyzer="char_wb", ngram_range=tuple(cfg.char_ngrams))),
+    ])
+    return Pipeline([("features", features), ("clf", LogisticRegression(C=cfg.C, max_iter=2000))])
+
+
+def fit(cfg, texts: list[str], label_ids: list[int], *, class_weighting: bool = True, seed: int = 13) -> Pipeline:
+    """Fit on normalised texts; classes are the label ids 0..n-1 so decision columns follow ``LABELS``."""
+    pipe = build(cfg)
+    y = np.asarray(label_ids)
+    missing = sorted(set(range(len(L.LABELS))) - set(y.tolist()))
+    if missing:
+        raise ValueError(f"training data has no rows labelled {', '.join(L.ID2LABEL[i] for i in missing)}; "
+                         "every label needs examples")
+    pipe.set_params(clf__class_weight="balanced" if class_weighting else None, clf__random_state=seed)
+    pipe.fit(texts, y)
+    return pipe

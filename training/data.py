@@ -1,0 +1,243 @@
+"""Corpora: load and validate labelled rows from any supported file, near-duplicate and leakage checks, splits.
+
+A *corpus row* (DESIGN.md): ``{"id", "text", "label", "lang", "kind", "source", "family"?}``. Files with other
+field names are mapped with the ``data.*_field`` config keys (or ``label_map`` for other label values).
+Validation never stops at the first problem: it returns every problem with file and line, so a user fixes a file
+in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from serving import labels as L
+from serving.tabular import detect_format, iter_rows
+
+REQUIRED_FIELDS = ("id", "text", "label", "lang", "kind", "source")
+_LANG_TAG = re.compile(r"^[a-z]{2,8}(_[a-z]{2,8})?$")
+NEAR_DUP_JACCARD = 0.6
+
+
+@dataclass
+class Example:
+    id: str
+    text: str
+    label: str
+    lang: str = "other"
+    kind: str = ""
+    source: str = ""
+    family: str = ""
+    file: str = ""
+    line: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def label_id(self) -> int:
+        return L.LABEL2ID[self.label]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+
+
+class DataError(ValueError):
+    def __init__(self, problems: Sequence[Problem], limit: int = 30):
+        self.problems = list(problems)
+        shown = "\n  ".join(str(p) for p in self.problems[:limit])
+        more = f"\n  ... and {len(self.problems) - limit} more" if len(self.problems) > limit else ""
+        super().__init__(f"{len(self.problems)} problem(s) in the data:\n  {shown}{more}")
+
+
+@dataclass
+class FieldMap:
+    text: str = "text"
+    label: str = "label"
+    lang: str = "lang"
+    kind: str = "kind"
+    id: str = "id"
+    family: str = "family"
+    source: str = "source"
+    label_map: dict[str, str] = field(default_factory=dict)
+    #: Corpus validation wants every contract field; training needs only text and label.
+    strict: bool = True
+
+    @classmethod
+    def from_config(cls, data_cfg, strict: bool = False) -> "FieldMap":
+        return cls(text=data_cfg.text_field, label=data_cfg.label_field, lang=data_cfg.lang_field,
+                   kind=data_cfg.kind_field, id=data_cfg.id_field, family=data_cfg.family_field,
+                   source=data_cfg.source_field, label_map=dict(data_cfg.label_map), strict=strict)
+
+
+def load_examples(path: str | Path, fields: FieldMap | None = None, fmt: str | None = None
+                  ) -> tuple[list[Example], list[Problem]]:
+    """Read one file into examples, collecting (not raising) a problem for every unusable row."""
+    fields = fields or FieldMap()
+    path = Path(path)
+    name = str(path)
+    examples: list[Example] = []
+    problems: list[Problem] = []
+    try:
+        fmt = detect_format(path, fmt)
+        rows = iter_rows(path, fmt)
+        for res in rows:
+            if res.error:
+                problems.append(Problem(name, res.line, res.error))
+                continue
+            ex, errs = _to_example(res.row, fields, name, res.line)
+            problems += errs
+            if ex is not None:
+                examples.append(ex)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        problems.append(Problem(name, 0, str(exc)))
+    if not examples and not problems:
+        problems.append(Problem(name, 0, "the file has no rows"))
+    return examples, problems
+
+
+def _to_example(row: dict, f: FieldMap, file: str, line: int) -> tuple[Example | None, list[Problem]]:
+    problems = []
+    required = [("id", f.id), ("text", f.text), ("label", f.label), ("lang", f.lang), ("kind", f.kind),
+                ("source", f.source)] if f.strict else [("text", f.text), ("label", f.label)]
+    for contract_name, col in required:
+        if col not in row or row[col] is None:
+            hint = f" (mapped from column {col!r})" if col != contract_name else ""
+            problems.append(Problem(file, line, f"missing field {contract_name!r}{hint}"))
+    if problems:
+        return None, problems
+    text = row[f.text]
+    if not isinstance(text, str):
+        return None, [Problem(file, line, f"field {f.text!r} must be a string, got {type(text).__name__}")]
+    if not text.strip():
+        return None, [Problem(file, line, f"field {f.text!r} is empty or whitespace")]
+    if "\x00" in text:
+        return None, [Problem(file, line, f"field {f.text!r} contains a NUL character")]
+    raw_label = row[f.label]
+    label = f.label_map.get(str(raw_label), raw_label)
+    if label not in L.LABEL2ID:
+        return None, [Problem(file, line, f"label {raw_label!r} is not one of {', '.join(L.LABELS)}"
+                                          + ("" if f.label_map else " (map other labels with data.label_map)"))]
+    lang = row.get(f.lang) or "other"
+    if not isinstance(lang, str) or not _LANG_TAG.match(lang):
+        return None, [Problem(file, line, f"lang {lang!r} is not a language tag like en, ur, roman_ur")]
+    ident = row.get(f.id)
+    ident = str(ident) if ident is not None and str(ident).strip() else f"{Path(file).stem}:{line}"
+    for contract_name, col in (("kind", f.kind), ("source", f.source), ("family", f.family)):
+        value = row.get(col)
+        if value is not None and not isinstance(value, str):
+            return None, [Problem(file, line, f"field {contract_name!r} must be a string")]
+    used = {f.text, f.label, f.lang, f.kind, f.id, f.family, f.source}
+    return Example(id=ident, text=text, label=label, lang=lang, kind=row.get(f.kind) or "",
+                   source=row.get(f.source) or "", family=row.get(f.family) or "", file=file, line=line,
+                   extra={k: v for k, v in row.items() if k not in used}), []
+
+
+def load_many(paths: Iterable[str | Path], fields: FieldMap | None = None, fmt: str | None = None) -> list[Example]:
+    """Load files for training; raise ``DataError`` listing every problem if any row is unusable."""
+    examples, problems = [], []
+    for p in paths:
+        ex, pr = load_examples(p, fields, fmt)
+        examples += ex
+        problems += pr
+    if problems:
+        raise DataError(problems)
+    return examples
+
+
+def fingerprint(paths: Iterable[str | Path]) -> dict[str, dict]:
+    out = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            digest = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(p.rglob("*.arrow")))).hexdigest()
+        out[str(p)] = {"sha256": digest}
+    return out
+
+
+# --- duplicates --------------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\w+")
+
+
+def dedup_key(text: str) -> str:
+    return " ".join(_TOKEN.findall(unicodedata.normalize("NFKC", text).lower()))
+
+
+def shingles(text: str, n: int = 5) -> frozenset:
+    toks = _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
+    if len(toks) < n:
+        return frozenset([tuple(toks)])
+    return frozenset(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1))
+
+
+def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR_DUP_JACCARD) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, jaccard) of texts whose word 5-gram Jaccard similarity is at least ``threshold``.
+
+    An inverted index over shingles keeps this near-linear: only texts that share a shingle are compared.
+    """
+    sets = [shingles(t) for t in texts]
+    index: dict[tuple, list[int]] = defaultdict(list)
+    for i, s in enumerate(sets):
+        for sh in s:
+            index[sh].append(i)
+    pairs = []
+    for i, s in enumerate(sets):
+        shared: Counter = Counter()
+        for sh in s:
+            for j in index[sh]:
+                if j > i:
+                    shared[j] += 1
+        for j, k in shared.items():
+            jac = k / (len(s) + len(sets[j]) - k)
+            if jac >= threshold:
+                pairs.append((i, j, jac))
+    return pairs
+
+
+# --- splitting ---------------------------------------------------------------------------------------------------
+
+def split_by_family(examples: Sequence[Example], fractions: tuple[float, float] = (0.15, 0.2), seed: int = 13
+                    ) -> dict[str, list[Example]]:
+    """Deterministic train/dev/test split that never divides a family (rows without one are their own family).
+
+    Families are shuffled with ``seed`` within each language and assigned to dev and test until those reach
+    their fraction of the language's rows; the rest is train.
+    """
+    dev_frac, test_frac = fractions
+    if dev_frac < 0 or test_frac < 0 or dev_frac + test_frac >= 1:
+        raise ValueError("split fractions must be >= 0 and sum to less than 1")
+    by_lang: dict[str, dict[str, list[Example]]] = defaultdict(lambda: defaultdict(list))
+    for ex in examples:
+        by_lang[ex.lang][ex.family or f"_row:{ex.id}"].append(ex)
+    out: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
+    for lang in sorted(by_lang):
+        families = sorted(by_lang[lang])
+        random.Random(f"{seed}:{lang}").shuffle(families)
+        total = sum(len(v) for v in by_lang[lang].values())
+        counts = {"dev": 0, "test": 0}
+        for fam in families:
+            rows = by_lang[lang][fam]
+            if counts["test"] < test_frac * total:
+                split = "test"
+            elif counts["dev"] < dev_frac * total:
+                split = "dev"
+            else:
+                split = "train"
+            if split != "train":
+                counts[split] += len(rows)
+            out[split] += rows
+    return out

