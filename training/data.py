@@ -220,17 +220,20 @@ def split_by_family(examples: Sequence[Example], fractions: tuple[float, float] 
     dev_frac, test_frac = fractions
     if dev_frac < 0 or test_frac < 0 or dev_frac + test_frac >= 1:
         raise ValueError("split fractions must be >= 0 and sum to less than 1")
-    by_lang: dict[str, dict[str, list[Example]]] = defaultdict(lambda: defaultdict(list))
+    families: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
-        by_lang[ex.lang][ex.family or f"_row:{ex.id}"].append(ex)
+        families[ex.family or f"_row:{ex.id}"].append(ex)
+    # A family belongs to the language most of its rows are in (translations stay with their original).
+    by_lang: dict[str, list[str]] = defaultdict(list)
+    for fam, rows in families.items():
+        by_lang[Counter(r.lang for r in rows).most_common(1)[0][0]].append(fam)
     out: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
     for lang in sorted(by_lang):
-        families = sorted(by_lang[lang])
-        random.Random(f"{seed}:{lang}").shuffle(families)
-        total = sum(len(v) for v in by_lang[lang].values())
+        fams = sorted(by_lang[lang])
+        random.Random(f"{seed}:{lang}").shuffle(fams)
+        total = sum(len(families[f]) for f in fams)
         counts = {"dev": 0, "test": 0}
-        for fam in families:
-            rows = by_lang[lang][fam]
+        for fam in fams:
             if counts["test"] < test_frac * total:
                 split = "test"
             elif counts["dev"] < dev_frac * total:
@@ -238,6 +241,6 @@ def split_by_family(examples: Sequence[Example], fractions: tuple[float, float] 
             else:
                 split = "train"
             if split != "train":
-                counts[split] += len(rows)
-            out[split] += rows
+                counts[split] += len(families[fam])
+            out[split] += families[fam]
     return out

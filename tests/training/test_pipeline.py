@@ -1,0 +1,181 @@
+"""End-to-end: train -> folder -> verified load -> predict, for both model kinds, plus tamper refusal."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from serving import labels as L
+from serving.artifact import ModelFolderError, load_meta, read_meta
+from serving.predictor import load_predictor
+
+TEXTS = ["Police said the blast near the market killed three people.",
+         "ye log kab sudhrenge yaar, sab ko pata hai",
+         "شہید ہونے والوں کے لیے دعا",
+         "join the caravan brothers, inbox me"]
+
+
+def test_transformer_folder_is_complete_and_self_describing(transformer_model_dir):
+    names = {p.name for p in transformer_model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "model.onnx", "model.int8.onnx",
+            "model_meta.json", "README.md", "eval"} <= names
+    meta = load_meta(transformer_model_dir)
+    assert meta.labels == list(L.LABELS) and meta.kind == "transformer" and meta.base_model == "minilm"
+    assert meta.training_config["train"]["max_steps"] == 4
+    assert set(meta.thresholds) == {L.EXTREMIST, L.COUNTER_NARRATIVE} and meta.temperature > 0
+    assert meta.onnx["parity"]["n"] > 0 and "argmax_agreement" in meta.onnx["parity"]
+    assert meta.metrics["test"]["n"] > 0 and "per_lang" in meta.metrics["test"]
+    assert all(v for v in meta.data["files"].values())
+    card = (transformer_model_dir / "README.md").read_text()
+    assert "Intended use" in card and "Limitations" in card and "| language |" in card
+    metrics = json.loads((transformer_model_dir / "eval" / "metrics.json").read_text())
+    assert set(metrics["datasets"]) == {"test", "dev"}
+
+
+def test_folder_loads_with_transformers_pipeline(transformer_model_dir):
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=str(transformer_model_dir))
+    out = clf(TEXTS[0])
+    assert out[0]["label"] in L.LABELS
+
+
+def test_backends_agree(transformer_model_dir):
+    torch_p = load_predictor(transformer_model_dir, "torch")
+    fp32 = load_predictor(transformer_model_dir, "onnx")
+    int8 = load_predictor(transformer_model_dir, "onnx-int8")
+    p_t, p_f, p_q = (p.predict_proba(TEXTS) for p in (torch_p, fp32, int8))
+    assert np.abs(p_t - p_f).max() < 1e-4  # same graph, fp32
+    assert np.abs(p_t - p_q).max() < 0.05  # int8 weights and activations
+    assert int8.backend == "onnx-int8" and load_predictor(transformer_model_dir).backend == "onnx-int8"
+
+
+def test_batch_and_single_predictions_agree(transformer_model_dir, linear_model_dir):
+    for folder, backend, tol in ((transformer_model_dir, "onnx", 1e-5), (transformer_model_dir, "onnx-int8", 0.02),
+                                 (linear_model_dir, "linear", 1e-9)):
+        p = load_predictor(folder, backend)
+        batch = p.predict_proba(TEXTS)
+        single = np.vstack([p.predict_proba([t]) for t in TEXTS])
+        assert np.abs(batch - single).max() < tol, backend
+
+
+def test_long_text_is_scored_by_its_most_extreme_window(transformer_model_dir):
+    p = load_predictor(transformer_model_dir, "onnx")
+    long_text = " ".join(TEXTS * 40)
+    windows, owner = p.windows([long_text])
+    assert len(windows) > 3 and all(len(w) <= p.max_length for w in windows)
+    from serving.predictor import softmax
+
+    per_window = softmax(p._window_logits(windows), p.meta.temperature)
+    expected = per_window[per_window[:, L.LABEL2ID[L.EXTREMIST]].argmax()]
+    got = p.predict_proba([long_text])[0]
+    assert np.allclose(got, expected, atol=1e-6)
+
+
+def test_predictions_follow_the_schema(linear_model_dir):
+    p = load_predictor(linear_model_dir)
+    for pred in p.predict(TEXTS):
+        assert pred.label in L.LABELS and set(pred.scores) == set(L.LABELS)
+        assert abs(sum(pred.scores.values()) - 1) < 1e-4
+        assert pred.flagged == (pred.label == L.FLAG_LABEL)
+    assert [x.language for x in p.predict(TEXTS)] == ["en", "roman_ur", "ur", "en"]
+
+
+def test_linear_training_is_reproducible(linear_model_dir, tmp_path):
+    from tests.conftest import tiny_config
+    from training.pipeline import train
+
+    again = train(tiny_config(tmp_path / "again", 'model.kind="linear"', "linear.max_features=4096"),
+                  progress=False, log=lambda m: None)
+    a, b = read_meta(linear_model_dir), read_meta(again)
+    assert abs(a.metrics["test"]["macro_f1"] - b.metrics["test"]["macro_f1"]) <= 0.005
+    p_a = load_predictor(linear_model_dir).predict_proba(TEXTS)
+    p_b = load_predictor(again).predict_proba(TEXTS)
+    assert np.abs(p_a - p_b).max() < 1e-9
+
+
+def _copy(folder, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(folder, dst)
+    return dst
+
+
+def test_tampered_folder_is_refused(linear_model_dir, tmp_path):
+    folder = _copy(linear_model_dir, tmp_path)
+    with open(folder / "model.skops", "r+b") as fh:
+        fh.seek(100)
+        byte = fh.read(1)
+        fh.seek(100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelFolderError, match="model.skops does not match its recorded SHA-256"):
+        load_predictor(folder)
+
+
+def test_missing_and_extra_files_are_refused(linear_model_dir, tmp_path):
+    folder = _copy(linear_model_dir, tmp_path)
+    (folder / "model.skops").rename(folder / "other.bin")
+    with pytest.raises(ModelFolderError, match="model.skops is missing.*other.bin is not part"):
+        load_meta(folder)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"labels": ["hate", "counter_narrative", "neutral"]}, "label schema"),
+    ({"label_schema_version": 99}, "label schema"),
+    ({"normaliser_version": 99}, "normaliser"),
+    ({"format_version": 99}, "Upgrade Counterpoint"),
+])
+def test_incompatible_folder_is_refused(linear_model_dir, tmp_path, change, fragment):
+    folder = _copy(linear_model_dir, tmp_path)
+    meta = json.loads((folder / "model_meta.json").read_text())
+    meta.update(change)
+    (folder / "model_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFolderError, match=fragment):
+        load_meta(folder)
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        load_meta(tmp_path / "nope")
+    with pytest.raises(ModelFolderError, match="model_meta.json is missing"):
+        load_meta(tmp_path)
+
+
+def test_cli_train_rejects_bad_input_with_a_clear_message(tmp_path, mini_corpus):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hello", "label": "spam"}\n')
+    run = subprocess.run([sys.executable, "-m", "training.cli", "train", "--data", str(bad), "--output",
+                          str(tmp_path / "m"), "--set", "model.kind=linear", "--set", "data.dev=[]", "--set",
+                          "data.test=[]", "--quiet"], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "bad.jsonl:1: label 'spam' is not one of" in run.stderr and "Traceback" not in run.stderr
+    run = subprocess.run([sys.executable, "-m", "training.cli", "train", "--set", "train.epoch=1"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "did you mean train.epochs" in run.stderr
+
+
+def test_cli_evaluate_writes_the_metrics_contract(linear_model_dir, mini_corpus, tmp_path):
+    out = tmp_path / "eval"
+    run = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(linear_model_dir),
+                          "--data", str(mini_corpus), "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"name", "version", "sha256"} <= set(metrics["model"])
+    d = metrics["datasets"]["mini_corpus"]
+    assert d["n"] == sum(1 for _ in open(mini_corpus))
+    assert set(d["per_label"]) == set(L.LABELS) and set(d["per_lang"]) == {"en", "ur", "roman_ur"}
+    assert {"precision", "recall", "f1", "support"} <= set(d["per_label"][L.EXTREMIST])
+    assert np.asarray(d["confusion"]).shape == (3, 3) and np.asarray(d["confusion"]).sum() == d["n"]
+    assert (out / "report.md").is_file() and (out / "mini_corpus_confusion.png").is_file()
+
+
+def test_macro_f1_leaves_out_absent_labels():
+    from training.data import Example
+    from training.evaluate import compute_metrics
+
+    examples = [Example(id=str(i), text="t", label=lab) for i, lab in enumerate(["neutral", "extremist"] * 5)]
+    probs = np.tile([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1]], (5, 1))
+    m = compute_metrics(examples, probs, None)
+    assert m["macro_f1"] == 1.0 and m["labels_in_macro_f1"] == ["extremist", "neutral"]
