@@ -64,6 +64,9 @@ class TrainSection(_Section):
     patience: int = Field(1, ge=0)
     #: Cap on optimiser steps (0 = none); tiny test configs use a few.
     max_steps: int = Field(0, ge=0)
+    #: Keep the word-embedding matrix fixed. For bases with a large multilingual vocabulary (e5-small: 250k x 384)
+    #: this skips most of the optimiser's work and memory, and rare pieces keep their pretrained vectors.
+    freeze_embeddings: bool = False
     threads: int = Field(0, ge=0)
 
 

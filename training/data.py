@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Iterable, Sequence
 
 from serving import labels as L
 from serving.tabular import detect_format, iter_rows
+from serving.text import normalize
 
 REQUIRED_FIELDS = ("id", "text", "label", "lang", "kind", "source")
 _LANG_TAG = re.compile(r"^[a-z]{2,8}(_[a-z]{2,8})?$")
@@ -173,12 +173,17 @@ def fingerprint(paths: Iterable[str | Path]) -> dict[str, dict]:
 _TOKEN = re.compile(r"\w+")
 
 
+def _tokens(text: str) -> list[str]:
+    # Through the model's own normaliser, so zero-width tricks and letter-form variants don't hide a copy.
+    return _TOKEN.findall(normalize(text).lower())
+
+
 def dedup_key(text: str) -> str:
-    return " ".join(_TOKEN.findall(unicodedata.normalize("NFKC", text).lower()))
+    return " ".join(_tokens(text))
 
 
 def shingles(text: str, n: int = 5) -> frozenset:
-    toks = _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
+    toks = _tokens(text)
     if len(toks) < n:
         return frozenset([tuple(toks)])
     return frozenset(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1))

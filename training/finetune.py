@@ -134,6 +134,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(L.LABELS), id2label=dict(L.ID2LABEL), label2id=dict(L.LABEL2ID))
+    if tc.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     encoded = tokenizer(train_texts, truncation=True, max_length=cfg.model.max_length)["input_ids"]
     lengths = [len(e) for e in encoded]
     y = torch.tensor(train_y, dtype=torch.long)
@@ -150,10 +152,10 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     if tc.max_steps:
         total_steps = min(total_steps, tc.max_steps)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": tc.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": tc.weight_decay},
+        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     optim = torch.optim.AdamW(groups, lr=tc.learning_rate)
     sched = get_linear_schedule_with_warmup(optim, int(tc.warmup_ratio * total_steps), total_steps)
@@ -175,7 +177,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
             optim.step()
             sched.step()
             optim.zero_grad(set_to_none=True)
-            running += float(loss) * len(batch)
+            running += loss.item() * len(batch)
             seen += len(batch)
             step += 1
             bar.update(1)
