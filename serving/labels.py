@@ -17,7 +17,7 @@ LABELS: tuple[str, ...] = (EXTREMIST, COUNTER_NARRATIVE, NEUTRAL)
 
 DESCRIPTIONS: dict[str, str] = {
     EXTREMIST: "Promotes, glorifies, justifies or recruits for violent extremism, incites violence against a group, "
-    "or dehumanises a group (whoever the target).",
+    "or dehumanises or derogates a group for who they are (whoever the target).",
     COUNTER_NARRATIVE: "Argues against, rebuts, mocks or offers an alternative to extremist narratives or violence "
     "(including counter-speech that quotes extremist slogans to reject them).",
     NEUTRAL: "No stance for or against extremism: news, analysis, ordinary religious or identity content, everyday "
