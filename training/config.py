@@ -67,6 +67,9 @@ class TrainSection(_Section):
     #: Keep the word-embedding matrix fixed. For bases with a large multilingual vocabulary (e5-small: 250k x 384)
     #: this skips most of the optimiser's work and memory, and rare pieces keep their pretrained vectors.
     freeze_embeddings: bool = False
+    #: Also keep the bottom N encoder layers fixed (0 = train all): backward passes stop early, so training is
+    #: faster, and the multilingual lower layers keep what pretraining taught them.
+    freeze_layers: int = Field(0, ge=0)
     threads: int = Field(0, ge=0)
 
 

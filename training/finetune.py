@@ -58,6 +58,22 @@ def resolve_base(base: str) -> str:
                          "nor a hub id (org/name)")
 
 
+def freeze(model, *, embeddings: bool, layers: int) -> None:
+    """Stop gradients into the embeddings and the bottom ``layers`` encoder layers (BERT-style models)."""
+    if embeddings:
+        for p in model.base_model.embeddings.parameters():
+            p.requires_grad_(False)
+    if layers:
+        stack = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+        if stack is None:
+            raise BaseModelError("train.freeze_layers needs a BERT-style encoder (model.base_model.encoder.layer)")
+        if layers > len(stack):
+            raise BaseModelError(f"train.freeze_layers={layers} but the base has only {len(stack)} layers")
+        for layer in stack[:layers]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+
+
 def set_seed(seed: int) -> None:
     import torch
 
@@ -134,8 +150,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(L.LABELS), id2label=dict(L.ID2LABEL), label2id=dict(L.LABEL2ID))
-    if tc.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
+    freeze(model, embeddings=tc.freeze_embeddings or tc.freeze_layers > 0, layers=tc.freeze_layers)
     encoded = tokenizer(train_texts, truncation=True, max_length=cfg.model.max_length)["input_ids"]
     lengths = [len(e) for e in encoded]
     y = torch.tensor(train_y, dtype=torch.long)
