@@ -2,14 +2,22 @@
 
 Every reader yields ``RowResult(line, row, error)``: a bad row (invalid JSON, undecodable bytes, not an object)
 comes back with ``error`` set and the reader goes on, so one bad line in a million neither stops a job nor is
-lost. ``line`` is the 1-based line number for text formats and the 1-based row number otherwise.
+lost. ``line`` is the 1-based line number for JSONL, the 1-based data row number for CSV (the first row after
+the header is 1) and the 1-based row number otherwise.
+
+The second half holds what writers of these formats share: a JSON encoder for values that come out of Parquet
+(dates, decimals, bytes), CSV cells, and Arrow tables built from rows whose keys and types vary.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import datetime as _dt
+import decimal
 import io
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +55,23 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
                      "(or pass --format)")
 
 
-def iter_rows(path: str | Path, fmt: str | None = None, *, start: int = 0) -> Iterator[RowResult]:
-    """Stream the rows of a file; ``start`` skips that many rows (lines for JSONL) first (for resuming)."""
+def iter_rows(path: str | Path, fmt: str | None = None, *, start: int = 0,
+              undecodable: str = "stop") -> Iterator[RowResult]:
+    """Stream the rows of a file; ``start`` skips that many rows (lines for JSONL) first (for resuming).
+
+    ``undecodable`` (CSV only): ``"stop"`` ends the file at the first bytes that are not UTF-8, with one error row;
+    ``"row"`` reports each row holding such bytes as an error row and reads on (what batch labelling wants).
+    """
     path = Path(path)
     fmt = detect_format(path, fmt)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    reader = {"jsonl": _iter_jsonl, "csv": _iter_csv, "parquet": _iter_parquet, "datasets": _iter_datasets}[fmt]
+    if undecodable not in ("stop", "row"):
+        raise ValueError(f"undecodable must be 'stop' or 'row', not {undecodable!r}")
+    if fmt == "csv":
+        yield from _iter_csv(path, start, undecodable)
+        return
+    reader = {"jsonl": _iter_jsonl, "parquet": _iter_parquet, "datasets": _iter_datasets}[fmt]
     yield from reader(path, start)
 
 
@@ -89,10 +107,22 @@ def _iter_jsonl(path: Path, start: int) -> Iterator[RowResult]:
             yield RowResult(n, obj)
 
 
-def _iter_csv(path: Path, start: int) -> Iterator[RowResult]:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_surrogates(value: str) -> bool:
+    """True if ``value`` holds lone surrogates: undecodable bytes kept by ``surrogateescape``, or JSON escapes
+    such as ``"\\ud800"`` that are not valid Unicode (tokenisers and UTF-8 writers reject both)."""
+    return _SURROGATE.search(value) is not None
+
+
+def _iter_csv(path: Path, start: int, undecodable: str = "stop") -> Iterator[RowResult]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    per_row = undecodable == "row"
     with _open_binary(path) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+        # Per row: bad bytes become lone surrogates (surrogateescape) and the row that holds them is reported.
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape" if per_row else "strict",
+                                newline="")
         reader = csv.DictReader(text)
         n = 0
         while True:
@@ -107,7 +137,8 @@ def _iter_csv(path: Path, start: int) -> Iterator[RowResult]:
                 return
             except csv.Error as exc:
                 n += 1
-                yield RowResult(n, None, f"malformed CSV: {exc}")
+                if n > start:
+                    yield RowResult(n, None, f"malformed CSV: {exc}")
                 continue
             n += 1
             if n <= start:
@@ -115,6 +146,9 @@ def _iter_csv(path: Path, start: int) -> Iterator[RowResult]:
             if None in row:  # more cells than header columns
                 extra = row.pop(None)
                 yield RowResult(n, None, f"row has {len(extra)} more cell(s) than the header")
+                continue
+            if per_row and any(isinstance(v, str) and has_surrogates(v) for v in (*row.keys(), *row.values())):
+                yield RowResult(n, None, "row holds bytes that are not valid UTF-8")
                 continue
             yield RowResult(n, dict(row))
 
@@ -151,3 +185,132 @@ def _iter_datasets(path: Path, start: int) -> Iterator[RowResult]:
                     n += 1
                     if n > start:
                         yield RowResult(n, row)
+
+
+# --- writing -----------------------------------------------------------------------------------------------------
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for values that Parquet and Arrow hand back but JSON lacks."""
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"cannot write a {type(value).__name__} value as JSON")
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    """One JSONL line (with the newline). Non-ASCII stays readable; strings that are not valid Unicode (lone
+    surrogates from ``\\ud800``-style escapes) are written back as the escapes they came in as."""
+    line = json.dumps(obj, ensure_ascii=False, default=json_default)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj, ensure_ascii=True, default=json_default)
+    return line + "\n"
+
+
+def csv_cell(value: Any) -> str:
+    """A value as one CSV cell: strings as they are, null as empty, booleans as true/false, nested values as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    return json.dumps(value, ensure_ascii=False, default=json_default)
+
+
+def _arrow_column(values: list[Any]):
+    """An Arrow array for one column; a column whose values do not share a type becomes text (JSON for non-strings)
+    rather than failing the write."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeEncodeError, OverflowError):
+        return pa.array([None if v is None else _safe_text(v if isinstance(v, str) else
+                                                           json.dumps(v, default=json_default)) for v in values],
+                        pa.string())
+
+
+def _safe_text(value: str) -> str:
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if has_surrogates(value) else value
+
+
+def rows_to_table(rows: list[dict[str, Any]], columns: list[str], schema=None):
+    """An Arrow table of ``rows`` with ``columns`` in that order (missing keys are null).
+
+    With ``schema`` (e.g. the input Parquet file's schema plus added columns) the values keep those exact types;
+    without, each column's type is inferred from all its values, not just the first row's.
+    """
+    import pyarrow as pa
+
+    if schema is not None:
+        return pa.Table.from_pylist(rows, schema=schema)
+    return pa.table({name: _arrow_column([row.get(name) for row in rows]) for name in columns})
+
+
+def unify_schemas(schemas: list, order: list[str] | None = None):
+    """One schema for tables written separately (e.g. one per chunk): null columns take the type seen elsewhere,
+    integers widen to floats, and a column whose types cannot be reconciled becomes text. ``order`` (optional)
+    lists column names that come first, in that order."""
+    import pyarrow as pa
+
+    try:
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        names: list[str] = []
+        types: dict[str, list] = {}
+        for schema in schemas:
+            for field in schema:
+                if field.name not in types:
+                    names.append(field.name)
+                    types[field.name] = []
+                types[field.name].append(pa.schema([pa.field(field.name, field.type)]))
+        fields = []
+        for name in names:
+            try:
+                fields.append(pa.unify_schemas(types[name], promote_options="permissive").field(0))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                fields.append(pa.field(name, pa.string()))
+        unified = pa.schema(fields)
+    if order:
+        first = [unified.field(n) for n in order if n in unified.names]
+        rest = [f for f in unified if f.name not in set(order)]
+        unified = pa.schema(first + rest, metadata=unified.metadata)
+    return unified
+
+
+def conform_table(table, schema):
+    """``table`` with exactly ``schema``'s columns and types: missing columns as nulls, text fallback where a cast
+    is impossible (see ``unify_schemas``)."""
+    import pyarrow as pa
+
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        if column.type == field.type:
+            columns.append(column)
+            continue
+        try:
+            columns.append(column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            columns.append(_arrow_column([None if v is None else v if isinstance(v, str) else
+                                          json.dumps(v, default=json_default) for v in column.to_pylist()]))
+    return pa.Table.from_arrays(columns, schema=schema)
