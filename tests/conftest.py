@@ -47,5 +47,5 @@ def transformer_model_dir(tmp_path_factory) -> Path:
     from training.pipeline import train
 
     out = tmp_path_factory.mktemp("models") / "transformer"
-    return train(tiny_config(out, "train.max_steps=4", "train.epochs=1", "train.batch_size=8"), progress=False,
-                 log=lambda m: None)
+    return train(tiny_config(out, 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=4",
+                             "train.epochs=1", "train.batch_size=8"), progress=False, log=lambda m: None)

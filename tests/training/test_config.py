@@ -5,7 +5,7 @@ from training.config import ConfigError, load_config
 
 def test_default_config_loads():
     cfg = load_config()
-    assert cfg.model.kind == "transformer" and cfg.model.base == "minilm"
+    assert cfg.model.kind == "transformer" and cfg.model.base == "e5-small" and cfg.train.freeze_layers == 4
     assert cfg.data.train == ["data/labeled/train.jsonl"]
 
 
