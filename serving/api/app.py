@@ -1,0 +1,222 @@
+"""The FastAPI app factory: ``create_app(settings, predictor)``.
+
+Tests and ``run_server`` inject an already loaded predictor; without one the lifespan loads ``settings.model_dir``
+(verified) before the app accepts requests. The lifespan then starts the micro-batcher; ``/health/ready`` answers
+503 until both are up. Routes are thin: they check limits, hand texts to the batcher and shape the answer.
+Every response carries the served model version in the ``X-Model-Version`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version as package_version
+from typing import Annotated, Any, AsyncIterator
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from serving import labels as label_schema
+from serving.api.auth import KeyChecker, require_api_key
+from serving.api.batcher import BatcherStopped, MicroBatcher, QueueFull
+from serving.api.errors import (MODEL_VERSION_HEADER, BodyLimitMiddleware, InvalidRequest, Overloaded,
+                                PayloadTooLarge, Unavailable, install_error_handlers)
+from serving.api.metrics import RequestMetricsMiddleware, ServiceMetrics
+from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorResponse, Health, InfoResponse, ModelRef,
+                                 Ready)
+from serving.predictor import Predictor, load_predictor
+from serving.settings import Settings, load_settings
+
+log = logging.getLogger("counterpoint.api")
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {400: "Body is not JSON or not UTF-8", 401: "Missing or invalid API key (when keys are set)",
+                    413: "Too many texts, a text too long, or a body too large (the message names the limit)",
+                    422: "Body of the wrong shape, empty text, NUL character or invalid Unicode",
+                    429: "Queue full: retry after a moment", 503: "Model not loaded yet, or the request timed out"}
+    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
+
+
+@dataclass
+class Service:
+    """What the routes need once the model is up."""
+
+    settings: Settings
+    predictor: Predictor
+    batcher: MicroBatcher
+    model: ModelRef
+    info: dict[str, Any]
+
+    async def classify(self, texts: list[str]) -> list:
+        try:
+            return await asyncio.wait_for(self.batcher.submit(texts), self.settings.request_timeout_s)
+        except QueueFull as exc:
+            raise Overloaded(f"{exc}; retry after a moment") from None
+        except BatcherStopped as exc:
+            raise Unavailable(str(exc)) from None
+        except asyncio.TimeoutError:
+            raise Unavailable(f"the request took longer than {self.settings.request_timeout_s:g} s; retry later",
+                              code="timeout") from None
+
+
+def model_ref(predictor: Predictor) -> ModelRef:
+    meta = predictor.meta
+    return ModelRef(name=meta.name, version=meta.version, sha256=meta.sha256())
+
+
+def _info(settings: Settings, predictor: Predictor, ref: ModelRef) -> dict[str, Any]:
+    meta = predictor.meta
+    return {"model": {**ref.model_dump(), "kind": meta.kind, "backend": predictor.backend, "base": meta.base_model,
+                      "max_length": meta.max_length, "window_stride": meta.window_stride},
+            "labels": label_schema.schema(), "thresholds": meta.thresholds, "temperature": meta.temperature,
+            "limits": settings.limits(), "auth": settings.auth_enabled}
+
+
+def check_texts(texts: list[str], settings: Settings) -> None:
+    """Limits and content rules, each failure with its own code and the limit in the message."""
+    if len(texts) > settings.max_texts_per_request:
+        raise PayloadTooLarge(f"{len(texts)} texts in one request; the limit is {settings.max_texts_per_request}. "
+                              "Split the request.", code="too_many_texts")
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_chars_per_text:
+            raise PayloadTooLarge(f"texts[{i}] has {len(text)} characters; the limit is {settings.max_chars_per_text} "
+                                  "characters per text.", code="text_too_long")
+        if not text.strip():
+            raise InvalidRequest(f"texts[{i}] is empty; send non-empty texts only.", code="empty_text")
+        if "\x00" in text:
+            raise InvalidRequest(f"texts[{i}] contains a NUL character; remove it.", code="invalid_text")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"texts[{i}] is not valid Unicode (it holds an unpaired surrogate escape).",
+                                 code="invalid_unicode") from None
+
+
+# -- dependencies -----------------------------------------------------------------------------------------------
+def get_service(request: Request) -> Service:
+    service: Service | None = request.app.state.service
+    if service is None or not service.batcher.running:
+        raise Unavailable("the model is still loading; retry in a moment")
+    return service
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+ReadyService = Annotated[Service, Depends(get_service)]
+Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+# -- routes -----------------------------------------------------------------------------------------------------
+v1 = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(require_api_key)])
+health = APIRouter(tags=["operations"])
+
+
+@v1.post("/classify", response_model=ClassifyResponse, responses=_errors(400, 401, 413, 422, 429, 503),
+         summary="Classify texts as extremist, counter_narrative or neutral")
+async def classify(body: ClassifyRequest, service: ReadyService) -> dict[str, Any]:
+    """Results come back in the order of `texts`. Long texts are split into overlapping token windows and scored by
+    their most extreme window (the one with the highest extremist probability)."""
+    settings = service.settings
+    check_texts(body.texts, settings)
+    started = time.perf_counter()
+    predictions = await service.classify(body.texts)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("classify texts=%d chars=%d ms=%.1f", len(body.texts), sum(map(len, body.texts)),
+                  (time.perf_counter() - started) * 1000)
+    if settings.log_texts:
+        log.info("classify texts=%r labels=%r", body.texts, [p.label for p in predictions])
+    return {"model": service.model, "results": [p.to_dict() for p in predictions]}
+
+
+@v1.get("/info", response_model=InfoResponse, responses=_errors(401, 503), summary="Model, labels, limits")
+async def info(service: ReadyService) -> dict[str, Any]:
+    return service.info
+
+
+@health.get("/health/live", response_model=Health, summary="The process is up")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/health/ready", response_model=Ready, responses=_errors(503),
+            summary="The model is loaded and the batcher runs")
+async def ready(service: ReadyService) -> dict[str, Any]:
+    return {"status": "ready", "model": service.model}
+
+
+@health.get("/metrics", response_class=Response, summary="Prometheus metrics",
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+async def metrics(registry: Metrics) -> Response:
+    return Response(registry.render(), media_type=registry.content_type)
+
+
+# -- factory ----------------------------------------------------------------------------------------------------
+def _version() -> str:
+    try:
+        return package_version("counterpoint")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) -> None:
+    if predictor is None:
+        # Loading verifies checksums and builds the inference session: seconds of blocking work.
+        predictor = await anyio.to_thread.run_sync(
+            lambda: load_predictor(settings.model_dir, settings.backend, threads=settings.threads,
+                                   batch_size=settings.model_batch_size))
+    ref = model_ref(predictor)
+    metrics: ServiceMetrics = app.state.metrics
+    batcher = MicroBatcher(predictor.predict, max_batch_size=settings.max_batch_size,
+                           max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
+                           on_batch=metrics.observe_batch, on_queue_depth=metrics.queue_depth.set)
+    await batcher.start()
+    metrics.set_model(name=ref.name, version=ref.version, sha256=ref.sha256, backend=predictor.backend,
+                      kind=predictor.meta.kind)
+    app.state.service = Service(settings, predictor, batcher, ref, _info(settings, predictor, ref))
+    app.state.model_version = ref.version
+    metrics.ready.set(1)
+    log.info("serving model %s version %s (sha256 %s, %s backend) from %s", ref.name, ref.version, ref.sha256[:12],
+             predictor.backend, predictor.folder)
+
+
+def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
+    """Build the app. ``predictor``: an already loaded model (tests, ``run_server``); else the lifespan loads one."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _start(app, settings, predictor)
+        try:
+            yield
+        finally:
+            service: Service | None = app.state.service
+            app.state.service = None
+            app.state.metrics.ready.set(0)
+            if service is not None:
+                await service.batcher.stop()
+
+    app = FastAPI(
+        title="Counterpoint", version=_version(), lifespan=lifespan,
+        description="Classifies short posts as extremist, counter_narrative or neutral (English, Urdu, Roman Urdu). "
+                    "Errors are JSON `{\"error\": {\"code\", \"message\"}}`; every response names the model version "
+                    f"in the `{MODEL_VERSION_HEADER}` header.")
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    app.state.key_checker = KeyChecker([key.get_secret_value() for key in settings.api_keys])
+    app.state.service = None
+    app.state.model_version = None
+    app.state.max_body_bytes = settings.max_body_bytes
+    install_error_handlers(app)
+    # The last added middleware is the outermost: metrics see (and stamp) the body-limit 413s too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics, state=app.state,
+                       header=MODEL_VERSION_HEADER)
+    app.include_router(v1)
+    app.include_router(health)
+    return app

@@ -1,0 +1,90 @@
+"""Request and response bodies of the HTTP API (the contract in DESIGN.md; extend compatibly)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+
+class ClassifyRequest(BaseModel):
+    """Texts to classify. Limits (texts per request, characters per text) are served by ``GET /v1/info``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"texts": ["Join the caravan, brothers, the fight needs you.",
+                                "Violence never brought anyone back; talk to someone before it is too late."]}]})
+
+    # Text content (empty, NUL, lone surrogates, length) is checked in the route so each problem gets its own
+    # code; the schema documents what is accepted.
+    texts: list[StrictStr] = Field(
+        ..., min_length=1, description="Posts to classify, in order; each a non-empty string without NUL characters.",
+        json_schema_extra={"items": {"type": "string", "minLength": 1, "pattern": r"^[^\x00]*\S[^\x00]*$"}})
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    sha256: str = Field(description="Digest over the checksums of every file that affects predictions.")
+
+
+class Result(BaseModel):
+    label: str = Field(description="One of the labels served by /v1/info.")
+    scores: dict[str, float] = Field(description="Calibrated probability per label; they sum to 1.")
+    flagged: bool = Field(description="True when the flag label (extremist) passed its threshold.")
+    language: str = Field(description="Detected language: en, ur, roman_ur or other.")
+
+
+class ClassifyResponse(BaseModel):
+    model: ModelRef
+    results: list[Result] = Field(description="One result per input text, in input order.")
+
+
+class ModelInfo(ModelRef):
+    kind: str
+    backend: str
+    base: str | None = None
+    max_length: int | None = Field(None, description="Tokens per window; longer texts are split into windows.")
+    window_stride: int | None = None
+
+
+class LabelsInfo(BaseModel):
+    version: int
+    labels: list[str]
+    descriptions: dict[str, str]
+    flag_label: str
+    fallback_label: str
+
+
+class Limits(BaseModel):
+    max_texts_per_request: int
+    max_chars_per_text: int
+    max_body_bytes: int
+    max_batch_size: int
+    model_batch_size: int
+    max_wait_ms: float
+    queue_size: int
+    request_timeout_s: float
+
+
+class InfoResponse(BaseModel):
+    model: ModelInfo
+    labels: LabelsInfo
+    thresholds: dict[str, float]
+    temperature: float
+    limits: Limits
+    auth: bool = Field(description="Whether /v1/* requires an `Authorization: Bearer` API key.")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(Health):
+    model: ModelRef
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_json, text_too_long, overloaded.")
+    message: str = Field(description="What went wrong and how to fix it.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
