@@ -179,17 +179,22 @@ async def _post(conn: Connection, body: bytes) -> tuple[float, bool]:
     return time.perf_counter() - started, ok
 
 
-async def closed_loop(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[float], int, float]:
-    """``concurrency`` clients, each with its own connection, send the next request as soon as one returns."""
+async def closed_loop(port: int, bodies: list[bytes], concurrency: int,
+                      max_seconds: float = 120.0) -> tuple[list[float], int, float]:
+    """``concurrency`` clients, each with its own connection, send the next request as soon as one returns
+    (until every body was sent, or ``max_seconds`` have passed)."""
     latencies: list[float] = []
     errors = 0
     cursor = iter(range(len(bodies)))
+    stop_at = time.perf_counter() + max_seconds
 
     async def worker():
         nonlocal errors
         conn = Connection(HOST, port)
         try:
             for i in cursor:
+                if time.perf_counter() > stop_at:
+                    break
                 seconds, ok = await _post(conn, bodies[i])
                 if ok:
                     latencies.append(seconds)
@@ -225,7 +230,14 @@ async def open_loop(port: int, bodies: list[bytes], rate: float) -> tuple[list[f
             errors += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(len(bodies))))
+    tasks = [asyncio.ensure_future(one(i)) for i in range(len(bodies))]
+    # Bounded: whatever has not returned a minute after the last scheduled start counts as an error.
+    await asyncio.wait(tasks, timeout=len(bodies) / rate + 60)
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+            errors += 1
+    await asyncio.gather(*tasks, return_exceptions=True)
     seconds = time.perf_counter() - started
     for conn in idle:
         await conn.close()
@@ -299,7 +311,7 @@ def measure(services: list[Service], texts: list[str], args) -> list[Level]:
         for concurrency in args.concurrency:
             for service in services:
                 bodies = payloads(texts, args.requests, args.texts_per_request)
-                latencies, errors, seconds = run(closed_loop(service.port, bodies, concurrency))
+                latencies, errors, seconds = run(closed_loop(service.port, bodies, concurrency, args.max_seconds))
                 level = summarise(service.name, "closed", latencies, errors, seconds, concurrency=concurrency)
                 levels.append(level)
                 print(row(level), flush=True)
@@ -359,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-requests", type=int, default=600, help="most requests in the half-saturation run")
     parser.add_argument("--open-seconds", type=float, default=10.0, help="target length of that run")
     parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="stop a closed-loop level after this long even if not every request was sent")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of every measurement; the best one is reported")
     parser.add_argument("--backend", default=None, help="backend for our service (default: the folder's best)")
     parser.add_argument("--skip-naive", action="store_true")
