@@ -50,7 +50,7 @@ class BatchStats:
 
 
 class MicroBatcher:
-    def __init__(self, predict: Callable[[list[str]], list], *, max_batch_size: int = 32, max_wait_ms: float = 4.0,
+    def __init__(self, predict: Callable[[list[str]], list], *, max_batch_size: int = 32, max_wait_ms: float = 1.0,
                  queue_size: int = 1024, on_batch: Callable[[BatchStats, list], None] | None = None,
                  on_queue_depth: Callable[[int], None] | None = None):
         self._predict = predict
