@@ -47,6 +47,9 @@ class ModelMeta(BaseModel):
     window_stride: int | None = None
     temperature: float = 1.0
     thresholds: dict[str, float] = Field(default_factory=dict)
+    #: Named operating points (serving/profiles.py): {name: {thresholds, review_band, description, metrics}}.
+    profiles: dict[str, Any] = Field(default_factory=dict)
+    default_profile: str | None = None
     calibration: dict[str, Any] = Field(default_factory=dict)
     training_config: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
@@ -55,9 +58,20 @@ class ModelMeta(BaseModel):
     library_versions: dict[str, str] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
 
+    def decision_settings(self) -> dict[str, Any]:
+        """Everything in the meta that changes a prediction: temperature, thresholds, profiles, windows."""
+        return {"temperature": self.temperature, "thresholds": self.thresholds,
+                "profiles": {k: {"thresholds": v.get("thresholds"), "review_band": v.get("review_band")}
+                             for k, v in self.profiles.items()},
+                "default_profile": self.default_profile, "max_length": self.max_length,
+                "window_stride": self.window_stride, "normaliser_version": self.normaliser_version,
+                "onnx": {k: self.onnx.get(k) for k in ("fp32", "int8")}}
+
     def sha256(self) -> str:
-        """One digest for the whole model: the hash of every checked file's hash."""
+        """One digest for the whole model: every checked file's hash plus the decision settings of the meta, so a
+        changed threshold, temperature or profile is a different model identity."""
         lines = "".join(f"{path}:{digest}\n" for path, digest in sorted(self.files.items()))
+        lines += json.dumps(self.decision_settings(), sort_keys=True)
         return hashlib.sha256(lines.encode()).hexdigest()
 
 

@@ -49,6 +49,8 @@ OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
 PRED_LABEL = "pred_label"
 FLAGGED = "flagged"
 MODEL_VERSION = "model_version"
+#: Added after the contract's columns: the score sits in the profile's review band, so a human should decide.
+REVIEW = "review"
 CHECKPOINT_VERSION = 1
 BATCHES_PER_PART = 16
 #: Rows of a JSONL / datasets input inspected before the job starts (their columns are not known up front).
@@ -65,12 +67,13 @@ def score_column(label: str) -> str:
 
 def prediction_columns() -> list[str]:
     """The columns a labelling job adds, in output order."""
-    return [PRED_LABEL, *(score_column(name) for name in L.LABELS), FLAGGED, MODEL_VERSION]
+    return [PRED_LABEL, *(score_column(name) for name in L.LABELS), FLAGGED, MODEL_VERSION, REVIEW]
 
 
-def prediction_record(label: str, scores: dict[str, float], flagged: bool, model_version: str) -> dict[str, Any]:
+def prediction_record(label: str, scores: dict[str, float], flagged: bool, model_version: str,
+                      review: bool = False) -> dict[str, Any]:
     return {PRED_LABEL: label, **{score_column(name): float(scores[name]) for name in L.LABELS},
-            FLAGGED: bool(flagged), MODEL_VERSION: model_version}
+            FLAGGED: bool(flagged), MODEL_VERSION: model_version, REVIEW: bool(review)}
 
 
 def validate_row(result: RowResult, text_field: str) -> tuple[str | None, str | None]:
@@ -131,29 +134,35 @@ def chunked(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def predict_records(predictor, texts: Sequence[str], model_version: str) -> list[dict[str, Any] | str]:
+def predict_records(predictor, texts: Sequence[str], model_version: str,
+                    profile: str | None = None) -> list[dict[str, Any] | str]:
     """Prediction columns for each text, or an error reason for a text the model failed on.
 
-    A failure of the whole batch (which should not happen) is retried one text at a time so one bad row cannot
-    take its batch mates, or the job, down with it.
+    ``profile``: the threshold profile of the model folder (``None``: its default). A failure of the whole batch
+    (which should not happen) is retried one text at a time so one bad row cannot take its batch mates, or the
+    job, down with it.
     """
+    def run(batch: list[str]):
+        return predictor.predict(batch, profile) if profile else predictor.predict(batch)
+
     try:
-        preds = predictor.predict(list(texts))
+        preds = run(list(texts))
     except Exception:  # noqa: BLE001 - isolate the row, keep the job going
         out: list[dict[str, Any] | str] = []
         for text in texts:
             try:
-                p = predictor.predict([text])[0]
-                out.append(prediction_record(p.label, p.scores, p.flagged, model_version))
+                p = run([text])[0]
+                out.append(prediction_record(p.label, p.scores, p.flagged, model_version, getattr(p, "review", False)))
             except Exception as exc:  # noqa: BLE001
                 log.warning("model failed on one row: %s", type(exc).__name__)
                 out.append(f"the model failed on this row ({type(exc).__name__})")
         return out
-    return [prediction_record(p.label, p.scores, p.flagged, model_version) for p in preds]
+    return [prediction_record(p.label, p.scores, p.flagged, model_version, getattr(p, "review", False))
+            for p in preds]
 
 
 def local_chunks(input_path: Path, fmt: str, start: int, *, predictor, text_field: str, batch_size: int,
-                 chunk_rows: int, model_version: str,
+                 chunk_rows: int, model_version: str, profile: str | None = None,
                  tick: Callable[[int], None] = lambda n: None) -> Iterator[list[Outcome]]:
     """Labelled chunks of ``chunk_rows`` input rows, labelled ``batch_size`` texts per ``predict`` call;
     ``tick(n)`` reports rows as they are done (for the progress bar)."""
@@ -162,7 +171,7 @@ def local_chunks(input_path: Path, fmt: str, start: int, *, predictor, text_fiel
         todo = [(k, text) for k, (_, text, error) in enumerate(chunk) if error is None]
         tick(len(chunk) - len(todo))
         for batch in chunked(todo, batch_size):
-            records = predict_records(predictor, [text for _, text in batch], model_version)
+            records = predict_records(predictor, [text for _, text in batch], model_version, profile)
             for (k, _), record in zip(batch, records):
                 if isinstance(record, str):
                     outcomes[k].error = record
@@ -474,7 +483,7 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
                   text_field: str = "text", id_field: str = "id", engine: str = "local", fmt: str | None = None,
                   resume: bool = False, backend: str = "auto", batch_size: int = 256,
                   ray_address: str | None = None, progress: bool = True, chunk_rows: int | None = None,
-                  predictor=None, ray_actors: int | None = None) -> LabelSummary:
+                  predictor=None, ray_actors: int | None = None, profile: str | None = None) -> LabelSummary:
     """Label ``input`` into ``output`` (see the module docstring); returns the summary.
 
     ``chunk_rows``: input rows per part/checkpoint (default ``batch_size * 16``). ``predictor``: an already
@@ -519,8 +528,16 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
 
         meta = load_meta(Path(model))
         backend_name = effective_backend(meta, backend)
+    from serving.profiles import UnknownProfile, default_profile_name, resolve
+
+    try:
+        profile_name = resolve(meta, profile).name
+    except UnknownProfile as exc:
+        raise BatchError(f"{exc}; pass one of them with --profile") from None
+    # The folder's default profile is what a plain predict() applies; name a profile only when it is another one.
+    profile = None if profile_name == default_profile_name(meta) else profile_name
     model_info = {"name": meta.name, "version": meta.version, "sha256": meta.sha256()}
-    options = {"input": _input_fingerprint(input_path), "input_format": in_fmt, "output_format": out_fmt,
+    options = {"profile": profile_name, "input": _input_fingerprint(input_path), "input_format": in_fmt, "output_format": out_fmt,
                "text_field": text_field, "id_field": id_field, "model_sha256": model_info["sha256"],
                "backend": backend_name}
 
@@ -535,11 +552,12 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
         chunks = ray_chunks(input_path, in_fmt, state["rows"], model=Path(model), backend=backend_name,
                             text_field=text_field, batch_size=batch_size, chunk_rows=chunk_rows,
                             model_version=meta.version, model_sha256=model_info["sha256"], ray_address=ray_address,
+                            profile=profile,
                             max_actors=ray_actors, tick=bar.update)
     else:
         chunks = local_chunks(input_path, in_fmt, state["rows"], predictor=predictor, text_field=text_field,
                               batch_size=batch_size, chunk_rows=chunk_rows, model_version=meta.version,
-                              tick=bar.update)
+                              profile=profile, tick=bar.update)
     if info.columns and id_field not in info.columns:
         summary.notes.append(f"the input has no {id_field!r} column; error records carry line numbers only")
 
@@ -670,7 +688,7 @@ def _prediction_fields():
     import pyarrow as pa
 
     return [pa.field(PRED_LABEL, pa.string()), *(pa.field(score_column(n), pa.float64()) for n in L.LABELS),
-            pa.field(FLAGGED, pa.bool_()), pa.field(MODEL_VERSION, pa.string())]
+            pa.field(FLAGGED, pa.bool_()), pa.field(MODEL_VERSION, pa.string()), pa.field(REVIEW, pa.bool_())]
 
 
 def _part_table(rows: list[dict[str, Any]], good: list[Outcome], info: InputInfo):

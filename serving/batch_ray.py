@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from serving import labels as L
-from serving.batch import (FLAGGED, PRED_LABEL, BatchError, Outcome, chunked, predict_records, prediction_record,
+from serving.batch import (FLAGGED, PRED_LABEL, REVIEW, BatchError, Outcome, chunked, predict_records,
+                           prediction_record,
                            read_checked, score_column)
 
 INSTALL_HINT = "the ray engine needs Ray Data, which is not installed: pip install 'counterpoint[ray]'"
@@ -84,23 +85,26 @@ def _pipeline_classes():
     class Labeller:
         """An actor of the pool: loads the model once, labels batches of texts."""
 
-        def __init__(self, model: str, backend: str, threads: int, model_sha256: str, model_version: str):
+        def __init__(self, model: str, backend: str, threads: int, model_sha256: str, model_version: str,
+                     profile: str | None = None):
             from serving.predictor import load_predictor
 
             self.predictor = load_predictor(model, backend, threads=threads)
             if self.predictor.meta.sha256() != model_sha256:
                 raise RuntimeError(f"the model at {model} on this worker is not the driver's (SHA-256 "
                                    f"{self.predictor.meta.sha256()[:12]} != {model_sha256[:12]})")
-            self.model_version = model_version
+            self.model_version, self.profile = model_version, profile
 
         def __call__(self, batch):
-            records = predict_records(self.predictor, batch.column("text").to_pylist(), self.model_version)
+            records = predict_records(self.predictor, batch.column("text").to_pylist(), self.model_version,
+                                      self.profile)
             ok = [r if isinstance(r, dict) else None for r in records]
             columns = {"line": batch.column("line"),
                        PRED_LABEL: pa.array([r and r[PRED_LABEL] for r in ok], pa.string()),
                        **{score_column(n): pa.array([r and r[score_column(n)] for r in ok], pa.float64())
                           for n in L.LABELS},
                        FLAGGED: pa.array([r and r[FLAGGED] for r in ok], pa.bool_()),
+                       REVIEW: pa.array([r and r[REVIEW] for r in ok], pa.bool_()),
                        "error": pa.array([r if isinstance(r, str) else None for r in records], pa.string())}
             return pa.table(columns)
 
@@ -111,7 +115,7 @@ def _pipeline_classes():
 def ray_chunks(input_path: Path, fmt: str, start: int, *, model: Path, backend: str, text_field: str,
                batch_size: int, chunk_rows: int, model_version: str, model_sha256: str,
                ray_address: str | None = None, max_actors: int | None = None, cpus_per_actor: int = 1,
-               tick: Callable[[int], None] = lambda n: None) -> Iterator[list[Outcome]]:
+               tick: Callable[[int], None] = lambda n: None, profile: str | None = None) -> Iterator[list[Outcome]]:
     """Labelled chunks of ``chunk_rows`` input rows, like ``serving.batch.local_chunks``, labelled by Ray."""
     ray = _import_ray()
     source_cls, labeller_cls = _pipeline_classes()
@@ -136,7 +140,7 @@ def ray_chunks(input_path: Path, fmt: str, start: int, *, model: Path, backend: 
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors), num_cpus=cpus_per_actor,
                             fn_constructor_kwargs={"model": str(Path(model).resolve()), "backend": backend,
                                                    "threads": cpus_per_actor, "model_sha256": model_sha256,
-                                                   "model_version": model_version})
+                                                   "model_version": model_version, "profile": profile})
         predictions = _predictions(ds, model_version)
         for chunk in chunked(read_checked(Path(input_path), fmt, start, text_field), chunk_rows):
             outcomes = []
@@ -177,7 +181,8 @@ def _predictions(ds, model_version: str) -> Iterator[tuple[int, dict[str, Any] |
                 yield line, cols["error"][k]
                 continue
             scores = {n: cols[score_column(n)][k] for n in L.LABELS}
-            yield line, prediction_record(cols[PRED_LABEL][k], scores, cols[FLAGGED][k], model_version)
+            yield line, prediction_record(cols[PRED_LABEL][k], scores, cols[FLAGGED][k], model_version,
+                                          cols[REVIEW][k])
 
 
 def _first_line(exc: BaseException) -> str:

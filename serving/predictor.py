@@ -28,6 +28,8 @@ import numpy as np
 
 from serving import labels as L
 from serving.artifact import ModelFolderError, ModelMeta, load_meta
+from serving.profiles import Profile
+from serving.profiles import resolve as resolve_profile
 from serving.text import detect_language, normalize
 
 BACKENDS = ("auto", "onnx-int8", "onnx", "torch", "linear")
@@ -39,9 +41,18 @@ class Prediction:
     scores: dict[str, float]
     flagged: bool
     language: str
+    review: bool = False
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "scores": self.scores, "flagged": self.flagged, "language": self.language}
+        return {"label": self.label, "scores": self.scores, "flagged": self.flagged, "language": self.language,
+                "review": self.review}
+
+    def under(self, profile: Profile) -> "Prediction":
+        """The same scores judged under another profile's thresholds and review band."""
+        probs = np.asarray([[self.scores[name] for name in L.LABELS]])
+        label = L.ID2LABEL[int(decide(probs, profile.thresholds)[0])]
+        review = bool(profile.review(probs[:, L.LABEL2ID[L.EXTREMIST]])[0])
+        return Prediction(label, self.scores, label == L.FLAG_LABEL, self.language, review)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -100,15 +111,18 @@ class _Base:
     def _aggregate(self, texts: list[str]) -> np.ndarray:
         return softmax(self._logits(texts), self.meta.temperature)
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], profile: str | Profile | None = None) -> list[Prediction]:
+        """Labels under ``profile`` (a name, a ``Profile``, or ``None`` for the folder's default profile)."""
+        prof = profile if isinstance(profile, Profile) else resolve_profile(self.meta, profile)
         norm = [normalize(t) for t in texts]
         probs = self.predict_proba(norm, normalized=True)
-        ids = decide(probs, self.meta.thresholds)
+        ids = decide(probs, prof.thresholds)
+        review = prof.review(probs[:, L.LABEL2ID[L.EXTREMIST]]) if len(norm) else []
         out = []
-        for text, p, i in zip(norm, probs, ids):
+        for text, p, i, r in zip(norm, probs, ids, review):
             label = L.ID2LABEL[int(i)]
             scores = {name: round(float(p[j]), 6) for j, name in enumerate(L.LABELS)}
-            out.append(Prediction(label, scores, label == L.FLAG_LABEL, detect_language(text)))
+            out.append(Prediction(label, scores, label == L.FLAG_LABEL, detect_language(text), bool(r)))
         return out
 
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
 
     model_dir: Path = Path("models/default")
     backend: str = "auto"
+    # Threshold profile used when a request names none (None: the model folder's default profile).
+    profile: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

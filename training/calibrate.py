@@ -91,3 +91,104 @@ def calibrate(dev_logits: np.ndarray, dev_y: np.ndarray, *, temperature: bool = 
             "nll_after": nll(dev_logits, dev_y, t),
         },
     }
+
+
+# -- threshold profiles ------------------------------------------------------------------------------------------
+#: Operating points, each stated as targets on dev: extremist precision on the **real** dev posts (realistic
+#: prevalence) and extremist recall on **all** dev extremist rows (real and written).
+PROFILE_TARGETS: dict[str, dict] = {
+    "high_recall": {"recall": 0.95, "precision": 0.0,
+                    "description": "catch nearly every extremist post (recall >= 0.95 on dev); more false flags"},
+    "balanced": {"recall": 0.85, "precision": 0.80,
+                 "description": "precision >= 0.80 on real dev posts while recall on dev extremist rows >= 0.85"},
+    "high_precision": {"recall": 0.70, "precision": 0.90,
+                       "description": "precision >= 0.90 on real dev posts while recall >= 0.70; fewer, surer flags"},
+}
+DEFAULT_PROFILE = "balanced"
+
+
+def _prec_rec(flag: np.ndarray, pos: np.ndarray) -> tuple[float, float]:
+    tp = float((flag & pos).sum())
+    return (tp / flag.sum() if flag.sum() else 1.0), (tp / pos.sum() if pos.sum() else 1.0)
+
+
+def operating_point(p_ext: np.ndarray, pos: np.ndarray, real: np.ndarray, *, precision: float, recall: float,
+                    grid: np.ndarray) -> tuple[float, bool]:
+    """The extremist threshold for a target: the highest-recall (lowest) threshold whose real-post precision and
+    all-row recall both meet their targets; where none does, the threshold closest to both (max of the smaller
+    ratio to target). Returns (threshold, target_met)."""
+    best_t, best_score, recall_only_t = float(grid[0]), -1.0, None
+    for t in grid:
+        flag = p_ext >= t
+        p_real, _ = _prec_rec(flag[real], pos[real])
+        _, r_all = _prec_rec(flag, pos)
+        if p_real >= precision and r_all >= recall:
+            if precision == 0.0:  # recall-only target: the highest threshold that still meets it
+                recall_only_t = float(t)
+                continue
+            return float(t), True
+        score = min(p_real / precision if precision else 1.0, r_all / recall if recall else 1.0)
+        if score > best_score:
+            best_t, best_score = float(t), score
+    if recall_only_t is not None:
+        return recall_only_t, True
+    return best_t, False
+
+
+def profile_metrics(probs: np.ndarray, y: np.ndarray, real: np.ndarray, thresholds: dict, band) -> dict:
+    """Precision/recall of the flag, flag rate on neutral rows, counter-speech not flagged, review rate; on the real
+    dev posts and on the written dev rows."""
+    from serving.profiles import Profile
+
+    e, c, n = (L.LABEL2ID[x] for x in (L.EXTREMIST, L.COUNTER_NARRATIVE, L.NEUTRAL))
+    pred = decide(probs, thresholds)
+    review = Profile("x", thresholds, tuple(band) if band else None).review(probs[:, e])
+    out = {}
+    for part, mask in (("real_dev", real), ("written_dev", ~real)):
+        if not mask.any():
+            continue
+        flag, yy = pred[mask] == e, y[mask]
+        p, r = _prec_rec(flag, yy == e)
+        out[part] = {"n": int(mask.sum()), "extremist_precision": round(p, 4), "extremist_recall": round(r, 4),
+                     "neutral_flagged": round(float(flag[yy == n].mean()) if (yy == n).any() else 0.0, 4),
+                     "counter_not_flagged": round(float(1 - flag[yy == c].mean()) if (yy == c).any() else 1.0, 4),
+                     "macro_f1": round(float(f1_score(yy, pred[mask], labels=sorted(set(yy.tolist())),
+                                                      average="macro", zero_division=0)), 4),
+                     "review_rate": round(float(review[mask].mean()), 4)}
+    return out
+
+
+def choose_profiles(probs: np.ndarray, y: np.ndarray, real: np.ndarray) -> tuple[dict, str]:
+    """Threshold profiles from dev probabilities of the served predictor; returns (profiles, default name).
+
+    ``real`` marks dev rows that are real posts. Each profile's extremist threshold meets its targets
+    (``PROFILE_TARGETS``) where dev allows; its counter-narrative threshold is then chosen for dev macro-F1. The
+    review band spans the high-recall to the high-precision threshold: scores there are where profiles disagree,
+    so a human should look.
+    """
+    probs, y = np.asarray(probs), np.asarray(y)
+    real = np.asarray(real, dtype=bool)
+    if not real.any():  # no real posts in dev: the written dev rows stand in, and the profiles say so
+        real = np.ones(len(y), dtype=bool)
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 3)
+    e = L.LABEL2ID[L.EXTREMIST]
+    pos = y == e
+    chosen = {name: operating_point(probs[:, e], pos, real, precision=t["precision"], recall=t["recall"], grid=grid)
+              for name, t in PROFILE_TARGETS.items()}
+    lo = min(t for t, _ in chosen.values())
+    hi = max(t for t, _ in chosen.values())
+    labels = list(range(len(L.LABELS)))
+    profiles = {}
+    for name, (te, met) in chosen.items():
+        best_tc, best_f1 = 0.5, -1.0
+        for tc in np.round(np.arange(0.1, 0.91, 0.025), 3):
+            f1 = f1_score(y, decide(probs, {L.EXTREMIST: te, L.COUNTER_NARRATIVE: float(tc)}), labels=labels,
+                          average="macro", zero_division=0)
+            if f1 > best_f1 + 1e-9:
+                best_tc, best_f1 = float(tc), float(f1)
+        th = {L.EXTREMIST: te, L.COUNTER_NARRATIVE: best_tc}
+        band = [lo, hi] if hi > lo else None
+        profiles[name] = {"thresholds": th, "review_band": band,
+                          "description": PROFILE_TARGETS[name]["description"],
+                          "metrics": {"target_met_on_dev": met, **profile_metrics(probs, y, real, th, band)}}
+    return profiles, DEFAULT_PROFILE

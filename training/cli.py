@@ -72,6 +72,8 @@ def evaluate(
     text_field: Annotated[str, typer.Option(help="Column holding the text")] = "text",
     label_field: Annotated[str, typer.Option(help="Column holding the label")] = "label",
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip PNG plots")] = False,
+    profile: Annotated[Optional[str], typer.Option(help="Threshold profile deciding the labels (default: the "
+                                                        "folder's default); every profile is reported too")] = None,
 ) -> None:
     """Evaluate a model folder on labelled files: metrics.json + report.md + plots."""
     from serving.predictor import load_predictor
@@ -79,14 +81,20 @@ def evaluate(
     from training.evaluate import evaluate_files
 
     try:
+        from serving.profiles import resolve
+
         predictor = load_predictor(model, backend)
+        profile = resolve(predictor.meta, profile).name
         result = evaluate_files(predictor, data, out, FieldMap(text=text_field, label=label_field, strict=False),
-                                plots=not no_plots)
+                                plots=not no_plots, profile=profile)
     except _user_errors() as exc:
         _fail(str(exc))
+    from training.evaluate import _user_line
+
     for name, d in result["datasets"].items():
         langs = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in d["per_lang"].items())
-        typer.echo(f"{name}: n={d['n']} macro-F1={d['macro_f1']:.3f} accuracy={d['accuracy']:.3f} ({langs})")
+        typer.echo(f"{name}: n={d['n']} macro-F1={d['macro_f1']:.3f} accuracy={d['accuracy']:.3f} ({langs}); "
+                   + _user_line(d["user"]))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
 
 
@@ -124,14 +132,17 @@ def label(
     batch_size: Annotated[int, typer.Option(help="Rows per inference batch")] = 256,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+    profile: Annotated[Optional[str], typer.Option(help="Threshold profile of the model folder (default: its "
+                                                        "default profile); listed in the folder's model_meta.json and /v1/info")] = None,
 ) -> None:
-    """Label a file: each output row is the input row plus pred_label, score_<label>, flagged, model_version."""
+    """Label a file: each output row is the input row plus pred_label, score_<label>, flagged, model_version and
+    review (the score is in the profile's review band)."""
     from serving.batch import BatchError, run_label_job
 
     try:
         summary = run_label_job(input, output, model=model, text_field=text_field, id_field=id_field, engine=engine,
                                 fmt=format, resume=resume, backend=backend, batch_size=batch_size,
-                                ray_address=ray_address, progress=not quiet)
+                                ray_address=ray_address, progress=not quiet, profile=profile)
     except (BatchError, *_user_errors()) as exc:
         _fail(str(exc))
     typer.echo(summary.render() if hasattr(summary, "render") else str(summary))
@@ -177,8 +188,11 @@ def data_validate(
     min_label_share: Annotated[float, typer.Option(help="Fail if a label is under this share of a language")] = 0.0,
     max_near_dup_rate: Annotated[float, typer.Option(help="Fail if more rows of a split have a near-twin")] = 0.03,
     format: Annotated[Optional[str], typer.Option("--format", help="jsonl | csv | parquet | datasets")] = None,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Run the surface-cue probe (train -> test)")] = True,
+    max_probe_f1: Annotated[float, typer.Option(help="Fail if the surface probe's text-feature macro-F1 is above")] = 0.50,
 ) -> None:
-    """Check corpus files: schema, labels, languages, empty texts, duplicates, near-duplicates, leakage, balance."""
+    """Check corpus files: schema, labels, languages, empty texts, duplicates, near-duplicates, leakage, balance,
+    and (when a train and a test split are given) a surface-cue probe."""
     from training.data import FieldMap
     from training.validate import validate_files
 
@@ -186,7 +200,8 @@ def data_validate(
     if not paths:
         _fail("no files given and none in data/labeled/")
     report = validate_files(paths, FieldMap(text=text_field, label=label_field, strict=True), fmt=format,
-                            min_label_share=min_label_share, max_near_dup_rate=max_near_dup_rate)
+                            min_label_share=min_label_share, max_near_dup_rate=max_near_dup_rate, probe=probe,
+                            max_probe_f1=max_probe_f1)
     typer.echo(report.render())
     if not report.ok:
         for p in report.problems:

@@ -33,11 +33,34 @@ def summary(y: np.ndarray, pred: np.ndarray) -> dict:
     present = _present(y)
     return {"n": int(len(y)),
             "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)) if len(y) else 0.0,
-            "accuracy": float(accuracy_score(y, pred)) if len(y) else 0.0}
+            "accuracy": float(accuracy_score(y, pred)) if len(y) else 0.0,
+            "flagged": int((pred == L.LABEL2ID[L.FLAG_LABEL]).sum())}
 
 
-def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: dict | None) -> dict:
+def user_view(y: np.ndarray, pred: np.ndarray, review: np.ndarray | None = None) -> dict:
+    """What a moderator feels: how many ordinary (gold neutral) posts get flagged, how many counter-speech posts
+    get flagged, extremist precision and recall of the flag, and how many posts land in the review band."""
+    e, c, n = (L.LABEL2ID[x] for x in (L.EXTREMIST, L.COUNTER_NARRATIVE, L.NEUTRAL))
+    flag = pred == e
+    tp = int((flag & (y == e)).sum())
+    out = {"n": int(len(y)), "flagged": int(flag.sum()),
+           "ordinary_flagged": float(flag[y == n].mean()) if (y == n).any() else None,
+           "counter_flagged": float(flag[y == c].mean()) if (y == c).any() else None,
+           "counter_not_flagged": float(1 - flag[y == c].mean()) if (y == c).any() else None,
+           "extremist_precision": tp / int(flag.sum()) if flag.sum() else None,
+           "extremist_recall": tp / int((y == e).sum()) if (y == e).any() else None}
+    if review is not None:
+        out["review_rate"] = float(np.mean(review)) if len(y) else 0.0
+    return out
+
+
+def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: dict | None,
+                    profiles: dict | None = None, profile: str | None = None) -> dict:
+    """Metrics of one file. ``profiles`` (name -> ``serving.profiles.Profile``): ``profile`` decides the labels
+    reported (default: ``thresholds``), and every profile gets its user view under ``per_profile``."""
     y = np.asarray([ex.label_id for ex in examples])
+    if profiles and profile:
+        thresholds = profiles[profile].thresholds
     pred = decide(probs, thresholds) if len(examples) else np.zeros(0, dtype=int)
     out = summary(y, pred)
     out["labels_in_macro_f1"] = [L.ID2LABEL[i] for i in _present(y)]
@@ -48,10 +71,20 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
     out["ece"] = expected_calibration_error(probs, y)
     out["reliability"] = reliability_bins(probs, y)
     out["flagged_rate"] = float((pred == L.LABEL2ID[L.FLAG_LABEL]).mean()) if len(y) else 0.0
-    for key, attr in (("per_lang", "lang"), ("per_kind", "kind"), ("per_source", "source")):
+    e = L.LABEL2ID[L.EXTREMIST]
+    review = profiles[profile].review(probs[:, e]) if (profiles and profile and len(y)) else None
+    out["profile"] = profile
+    out["user"] = user_view(y, pred, review)
+    if profiles and len(y):
+        out["per_profile"] = {name: user_view(y, decide(probs, prof.thresholds), prof.review(probs[:, e]))
+                              for name, prof in profiles.items()}
+    for key, attr in (("per_lang", "lang"), ("per_kind", "kind"), ("per_source", "source"), ("per_origin", "origin")):
         groups = defaultdict(list)
         for i, ex in enumerate(examples):
-            groups[getattr(ex, attr) or "(none)"].append(i)
+            value = ex.extra.get(attr) if attr == "origin" else getattr(ex, attr)
+            groups[value or "(none)"].append(i)
+        if key == "per_origin" and len(groups) < 2:
+            continue
         if key == "per_source" and len(groups) > 50:
             continue
         out[key] = {g: summary(y[idx], pred[idx]) for g, idx in sorted(groups.items())}
@@ -66,18 +99,24 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
             table[g] = {"n": len(idx), "true_label": L.ID2LABEL[int(y[idx[0]])],
                         "accuracy": float((pred[idx] == y[idx]).mean()),
                         "predicted": {L.ID2LABEL[i]: int(counts[i]) for i in _IDS},
-                        "not_flagged": float(1 - counts[L.LABEL2ID[L.FLAG_LABEL]] / len(idx))}
+                        "not_flagged": float(1 - counts[L.LABEL2ID[L.FLAG_LABEL]] / len(idx)),
+                        "flagged": int(counts[L.LABEL2ID[L.FLAG_LABEL]])}
         out["per_orig_label"] = table
     return out
 
 
-def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512) -> tuple[dict, np.ndarray]:
+def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512,
+                      profile: str | None = None) -> tuple[dict, np.ndarray]:
+    from serving.profiles import default_profile_name, profiles_of
+
     started = time.time()
     probs = np.zeros((len(examples), len(L.LABELS)))
     texts = [ex.text for ex in examples]
     for s in range(0, len(texts), batch):
         probs[s:s + batch] = predictor.predict_proba(texts[s:s + batch])
-    metrics = compute_metrics(examples, probs, predictor.meta.thresholds)
+    profiles = profiles_of(predictor.meta)
+    metrics = compute_metrics(examples, probs, predictor.meta.thresholds, profiles,
+                              profile or default_profile_name(predictor.meta))
     metrics["seconds"] = time.time() - started
     metrics["posts_per_second"] = len(texts) / max(metrics["seconds"], 1e-9)
     return metrics, probs
@@ -86,22 +125,25 @@ def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512) 
 def model_summary(predictor) -> dict:
     m = predictor.meta
     return {"name": m.name, "version": m.version, "sha256": m.sha256(), "kind": m.kind, "base_model": m.base_model,
-            "backend": predictor.backend, "temperature": m.temperature, "thresholds": m.thresholds}
+            "backend": predictor.backend, "temperature": m.temperature, "thresholds": m.thresholds,
+            "profiles": {k: {"thresholds": v.get("thresholds"), "review_band": v.get("review_band")}
+                         for k, v in m.profiles.items()}, "default_profile": m.default_profile}
 
 
 def evaluate_files(predictor, files: Sequence[str | Path], out_dir: str | Path, fields: FieldMap | None = None,
-                   *, plots: bool = True) -> dict:
+                   *, plots: bool = True, profile: str | None = None) -> dict:
     """Evaluate ``predictor`` on each file and write ``metrics.json``, ``report.md`` and plots into ``out_dir``."""
     sets = {Path(f).stem: load_many([f], fields or FieldMap(strict=False)) for f in files}
-    return evaluate_sets(predictor, sets, out_dir, plots=plots)
+    return evaluate_sets(predictor, sets, out_dir, plots=plots, profile=profile)
 
 
-def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | Path, *, plots: bool = True) -> dict:
+def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | Path, *, plots: bool = True,
+                  profile: str | None = None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"model": model_summary(predictor), "datasets": {}}
     for name, examples in sets.items():
-        metrics, probs = evaluate_examples(predictor, examples)
+        metrics, probs = evaluate_examples(predictor, examples, profile=profile)
         result["datasets"][name] = metrics
         if plots:
             y = np.asarray([ex.label_id for ex in examples])
@@ -113,9 +155,25 @@ def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | 
 
 
 def _table(rows: dict, title: str) -> list[str]:
-    lines = [f"| {title} | n | macro-F1 | accuracy |", "|---|---:|---:|---:|"]
-    lines += [f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {v['accuracy']:.3f} |" for k, v in rows.items()]
+    lines = [f"| {title} | n | macro-F1 | accuracy | flagged |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {v['accuracy']:.3f} | {v.get('flagged', '')} |"
+              for k, v in rows.items()]
     return lines
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _user_line(u: dict) -> str:
+    return (f"ordinary (neutral) posts flagged {_pct(u['ordinary_flagged'])}, counter-speech flagged "
+            f"{_pct(u['counter_flagged'])}, extremist precision {_num(u['extremist_precision'])}, recall "
+            f"{_num(u['extremist_recall'])}" + (f", review band {_pct(u['review_rate'])}" if 'review_rate' in u else "")
+            + f" ({u['flagged']} of {u['n']} flagged).")
 
 
 def render_report(result: dict, *, plots: bool = True) -> str:
@@ -131,15 +189,25 @@ def render_report(result: dict, *, plots: bool = True) -> str:
                   "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {lab} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
                   for lab, v in d["per_label"].items()]
+        lines += ["", f"Under profile `{d.get('profile')}`: " + _user_line(d["user"]), ""]
+        if d.get("per_profile"):
+            lines += ["| profile | ordinary posts flagged | counter-speech flagged | extremist precision | "
+                      "extremist recall | review band |", "|---|---:|---:|---:|---:|---:|"]
+            lines += [f"| {k} | {_pct(v['ordinary_flagged'])} | {_pct(v['counter_flagged'])} | "
+                      f"{_num(v['extremist_precision'])} | {_num(v['extremist_recall'])} | {_pct(v.get('review_rate'))} |"
+                      for k, v in d["per_profile"].items()]
         lines += ["", "Confusion (rows true, columns predicted: " + ", ".join(L.LABELS) + "):", "", "```"]
         lines += ["  ".join(f"{c:>6}" for c in row) for row in d["confusion"]] + ["```", ""]
         lines += _table(d["per_lang"], "language") + [""]
         if len(d.get("per_kind", {})) > 1:
             lines += _table(d["per_kind"], "kind") + [""]
+        if "per_origin" in d:
+            lines += _table(d["per_origin"], "origin") + [""]
         if "per_orig_label" in d:
-            lines += ["| original label | n | true label | accuracy | not flagged |", "|---|---:|---|---:|---:|"]
-            lines += [f"| {k} | {v['n']} | {v['true_label']} | {v['accuracy']:.3f} | {v['not_flagged']:.3f} |"
-                      for k, v in d["per_orig_label"].items()]
+            lines += ["| original label | n | true label | accuracy | flagged | not flagged |",
+                      "|---|---:|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v['n']} | {v['true_label']} | {v['accuracy']:.3f} | {v.get('flagged', '')} | "
+                      f"{v['not_flagged']:.3f} |" for k, v in d["per_orig_label"].items()]
             lines.append("")
         if plots:
             lines += [f"![confusion]({name}_confusion.png) ![reliability]({name}_reliability.png)", ""]

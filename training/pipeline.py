@@ -17,9 +17,9 @@ import numpy as np
 
 from serving import labels as L
 from serving.artifact import ModelMeta, library_versions, update_meta, write_meta
-from serving.predictor import decide, load_predictor
+from serving.predictor import decide, load_predictor, softmax
 from serving.text import NORMALISER_VERSION, normalize
-from training.calibrate import calibrate
+from training.calibrate import calibrate, choose_profiles
 from training.config import TrainConfig
 from training.data import DataError, Example, FieldMap, Problem, dedup_key, fingerprint, load_many, split_by_family
 from training.evaluate import evaluate_sets
@@ -97,10 +97,11 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
             res.model.save_pretrained(tmp)
             res.tokenizer.save_pretrained(tmp)
             _drop_tokenizer_padding(tmp / "tokenizer.json")
-        cal = calibrate(dev_logits, ys["dev"], temperature=cfg.calibration.temperature,
-                        thresholds=cfg.calibration.thresholds)
-        log(f"calibration: temperature {cal['temperature']:.3f}, thresholds {cal['thresholds']}, dev ECE "
-            f"{cal['calibration']['ece_before']:.3f} -> {cal['calibration']['ece_after']:.3f}")
+        if cfg.model.kind == "linear" or not cfg.export.onnx:
+            cal = calibrate(dev_logits, ys["dev"], temperature=cfg.calibration.temperature,
+                            thresholds=cfg.calibration.thresholds)
+        else:  # fitted below on the served (ONNX) predictor's own probabilities, once it exists
+            cal = {"temperature": 1.0, "thresholds": {}, "calibration": {}}
         data_files = [*cfg.data.train, *cfg.data.dev, *cfg.data.test]
         meta = ModelMeta(
             name=cfg.output.name, version=_version(cfg), kind=cfg.model.kind,
@@ -125,6 +126,28 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
         write_meta(tmp, meta)
 
         predictor = load_predictor(tmp)
+        if cfg.model.kind == "transformer" and cfg.export.onnx:
+            cal = calibrate_served(predictor, norm["dev"], ys["dev"], cfg)
+        real_dev = np.asarray([ex.extra.get("origin") == "real" for ex in splits["dev"]], dtype=bool)
+        profiles, default = {}, None
+        if cfg.calibration.thresholds:
+            probs_dev = softmax(np.log(np.clip(served_probs(predictor, norm["dev"], 1.0), 1e-12, None)),
+                                cal["temperature"])
+            profiles, default = choose_profiles(probs_dev, ys["dev"], real_dev)
+            cal["thresholds"] = profiles[default]["thresholds"]
+            for name, prof in profiles.items():
+                m = prof["metrics"]
+                log(f"profile {name}: thresholds {prof['thresholds']}, review band {prof['review_band']}, "
+                    f"target met on dev: {m['target_met_on_dev']}; "
+                    + "; ".join(f"{part} P {v['extremist_precision']:.3f} R {v['extremist_recall']:.3f} "
+                                f"neutral flagged {v['neutral_flagged']:.3f}" for part, v in m.items()
+                                if isinstance(v, dict)))
+        log(f"calibration: temperature {cal['temperature']:.3f}, thresholds {cal['thresholds']}, dev ECE "
+            f"{cal['calibration'].get('ece_before', float('nan')):.3f} -> "
+            f"{cal['calibration'].get('ece_after', float('nan')):.3f}")
+        meta = update_meta(tmp, temperature=cal["temperature"], thresholds=cal["thresholds"],
+                           calibration=cal["calibration"], profiles=profiles, default_profile=default)
+        predictor = load_predictor(tmp)
         log(f"evaluating on test with the {predictor.backend} backend")
         result = evaluate_sets(predictor, {"test": splits["test"], "dev": splits["dev"]}, tmp / "eval")
         metrics = {"backend": predictor.backend, "history": history, **extra,
@@ -146,6 +169,29 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
         raise
     log(f"wrote {out} in {time.time() - started:.0f}s: test macro-F1 {metrics['test']['macro_f1']:.3f}")
     return out
+
+
+def served_probs(predictor, texts: list[str], temperature: float) -> np.ndarray:
+    """Probabilities of the served predictor (its backend, windows and aggregation) at a given temperature."""
+    saved = predictor.meta.temperature
+    predictor.meta = predictor.meta.model_copy(update={"temperature": temperature})
+    try:
+        return predictor.predict_proba(texts, normalized=True)
+    finally:
+        predictor.meta = predictor.meta.model_copy(update={"temperature": saved})
+
+
+def calibrate_served(predictor, dev_texts: list[str], dev_y: np.ndarray, cfg: TrainConfig) -> dict:
+    """Temperature fitted on what the service computes: the int8 graph's scores of each text's deciding window.
+
+    At temperature 1 the served probabilities are a softmax of the deciding window's logits, so their logs are
+    those logits up to a constant per text, which softmax ignores; the window chosen at T = 1 is kept for T.
+    """
+    p1 = served_probs(predictor, dev_texts, 1.0)
+    logits = np.log(np.clip(p1, 1e-12, None))
+    cal = calibrate(logits, dev_y, temperature=cfg.calibration.temperature, thresholds=False)
+    cal["calibration"]["fitted_on"] = f"dev, {predictor.backend} backend (as served)"
+    return cal
 
 
 def _brief(d: dict) -> dict:

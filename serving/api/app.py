@@ -29,7 +29,9 @@ from serving.api.metrics import RequestMetricsMiddleware, ServiceMetrics
 from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorResponse, Health, InfoResponse, ModelRef,
                                  Ready)
 from serving.predictor import Predictor, load_predictor
-from serving.settings import Settings, load_settings
+from serving.profiles import UnknownProfile, profiles_of
+from serving.profiles import resolve as resolve_profile
+from serving.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("counterpoint.api")
 
@@ -51,6 +53,15 @@ class Service:
     batcher: MicroBatcher
     model: ModelRef
     info: dict[str, Any]
+    profile: Profile
+
+    def profile_for(self, name: str | None) -> Profile:
+        if name is None or name == self.profile.name:
+            return self.profile
+        try:
+            return resolve_profile(self.predictor.meta, name)
+        except UnknownProfile as exc:
+            raise InvalidRequest(f"{exc}; see `profiles` in GET /v1/info", code="unknown_profile") from None
 
     async def classify(self, texts: list[str]) -> list:
         try:
@@ -73,7 +84,10 @@ def _info(settings: Settings, predictor: Predictor, ref: ModelRef) -> dict[str, 
     meta = predictor.meta
     return {"model": {**ref.model_dump(), "kind": meta.kind, "backend": predictor.backend, "base": meta.base_model,
                       "max_length": meta.max_length, "window_stride": meta.window_stride},
-            "labels": label_schema.schema(), "thresholds": meta.thresholds, "temperature": meta.temperature,
+            "labels": label_schema.schema(), "temperature": meta.temperature,
+            "thresholds": resolve_profile(meta, settings.profile).thresholds,
+            "profiles": {name: p.to_dict() for name, p in profiles_of(meta).items()},
+            "default_profile": resolve_profile(meta, settings.profile).name,
             "limits": settings.limits(), "auth": settings.auth_enabled}
 
 
@@ -124,8 +138,11 @@ async def classify(body: ClassifyRequest, service: ReadyService) -> dict[str, An
     their most extreme window (the one with the highest extremist probability)."""
     settings = service.settings
     check_texts(body.texts, settings)
+    profile = service.profile_for(body.profile)
     started = time.perf_counter()
     predictions = await service.classify(body.texts)
+    if profile is not service.profile:
+        predictions = [p.under(profile) for p in predictions]
     if log.isEnabledFor(logging.DEBUG):
         log.debug("classify texts=%d chars=%d ms=%.1f", len(body.texts), sum(map(len, body.texts)),
                   (time.perf_counter() - started) * 1000)
@@ -171,14 +188,20 @@ async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) 
             lambda: load_predictor(settings.model_dir, settings.backend, threads=settings.threads,
                                    batch_size=settings.model_batch_size))
     ref = model_ref(predictor)
+    try:
+        profile = resolve_profile(predictor.meta, settings.profile)
+    except UnknownProfile as exc:
+        raise SettingsError(f"COUNTERPOINT_PROFILE: {exc}") from None
     metrics: ServiceMetrics = app.state.metrics
-    batcher = MicroBatcher(predictor.predict, max_batch_size=settings.max_batch_size,
+    default = resolve_profile(predictor.meta, None)
+    predict = predictor.predict if profile == default else (lambda texts: predictor.predict(texts, profile))
+    batcher = MicroBatcher(predict, max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
                            on_batch=metrics.observe_batch, on_queue_depth=metrics.queue_depth.set)
     await batcher.start()
     metrics.set_model(name=ref.name, version=ref.version, sha256=ref.sha256, backend=predictor.backend,
                       kind=predictor.meta.kind)
-    app.state.service = Service(settings, predictor, batcher, ref, _info(settings, predictor, ref))
+    app.state.service = Service(settings, predictor, batcher, ref, _info(settings, predictor, ref), profile)
     app.state.model_version = ref.version
     metrics.ready.set(1)
     log.info("serving model %s version %s (sha256 %s, %s backend) from %s", ref.name, ref.version, ref.sha256[:12],

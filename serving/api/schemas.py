@@ -17,6 +17,9 @@ class ClassifyRequest(BaseModel):
     texts: list[StrictStr] = Field(
         ..., min_length=1, description="Posts to classify, in order; each a non-empty string without NUL characters.",
         json_schema_extra={"items": {"type": "string", "minLength": 1, "pattern": r"^[^\x00]*\S[^\x00]*$"}})
+    profile: StrictStr | None = Field(
+        None, description="Threshold profile to decide labels with (see `profiles` in /v1/info); default: the "
+                          "service's default profile.")
 
 
 class ModelRef(BaseModel):
@@ -30,6 +33,8 @@ class Result(BaseModel):
     scores: dict[str, float] = Field(description="Calibrated probability per label; they sum to 1.")
     flagged: bool = Field(description="True when the flag label (extremist) passed its threshold.")
     language: str = Field(description="Detected language: en, ur, roman_ur or other.")
+    review: bool = Field(False, description="True when p(extremist) lies in the profile's review band: a human "
+                                            "should decide.")
 
 
 class ClassifyResponse(BaseModel):
@@ -64,11 +69,20 @@ class Limits(BaseModel):
     request_timeout_s: float
 
 
+class ProfileInfo(BaseModel):
+    thresholds: dict[str, float]
+    review_band: list[float] | None = Field(None, description="[low, high): p(extremist) here sets `review`.")
+    description: str = ""
+    metrics: dict = Field(default_factory=dict, description="Precision/recall of this profile on dev posts.")
+
+
 class InfoResponse(BaseModel):
     model: ModelInfo
     labels: LabelsInfo
-    thresholds: dict[str, float]
+    thresholds: dict[str, float] = Field(description="Thresholds of the default profile.")
     temperature: float
+    profiles: dict[str, ProfileInfo] = Field(default_factory=dict)
+    default_profile: str
     limits: Limits
     auth: bool = Field(description="Whether /v1/* requires an `Authorization: Bearer` API key.")
 
