@@ -209,7 +209,7 @@ def main() -> None:
               "posts labelled neutral, counter replies under neutral posts): "
               + ", ".join(f"{k} {v}" for k, v in sorted(relabelled.items())) + ".", "",
               "Settled by GUIDELINES.md §11 (rules written from the disagreements) by a third annotator; "
-              "`data/real/labels/adjudicated.jsonl` records the rule used for each.", ""]
+              "`data/real/labels/adjudicated.jsonl` and `adjudicated2.jsonl` record the rule used for each.", ""]
     (ROOT / "data/real/AGREEMENT.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     for s in SPLITS:
