@@ -9,7 +9,13 @@ Two parts per source, kept apart in every record (`part`):
   what a model flags or is unsure about (``--model``: p(extremist) >= 0.3, or top probability < 0.5), posts that
   name a group, use religious or violent words or insult someone, and the source's own "hate"/"negative" hints.
   Each surfaced record says why it was picked (`reason`).
-The source's own labels are used only to pick rows, never as our labels. A seeded 20% of every source (whole
+The source's own labels are used only to pick rows, never as our labels.
+
+Later waves (their work files are committed as drawn): ``roman_ur2.jsonl`` is 1,403 more Roman Urdu posts surfaced
+for rare positives (the 900 highest p(extremist) of a linear model trained on the written corpus, plus 503 with
+group, religion or violence words), ``translit2.jsonl`` 260 Roman Urdu posts written out in Urdu script by a second
+annotator (first-pass non-neutral or noted posts, topped up from the surfaced part), ``relabel_*.jsonl`` first-pass
+rows rechecked after GUIDELINES §11 was written. A seeded 20% of every source (whole
 CrowdCounter threads) is marked `double: true`: a second annotator labels those rows without seeing the first labels.
 """
 
@@ -137,9 +143,11 @@ def main() -> None:
             cc.append({"id": f"{post['id']}/r{j}", "text": rep["text"], "lang": "en", "part": "all",
                        "reason": "crowdcounter_reply", "background": "crowdcounter_pairs", "thread": post["id"],
                        "context": post["text"]})
-    files["crowdcounter"] = cc
+    # Two halves (by thread) so two annotators can work side by side.
+    files["crowdcounter_a"] = [r for r in cc if int(r["thread"].split("-")[1]) < 663]
+    files["crowdcounter_b"] = [r for r in cc if int(r["thread"].split("-")[1]) >= 663]
     for name, rows in files.items():
-        if name == "crowdcounter":
+        if name.startswith("crowdcounter"):
             threads = sorted({r["thread"] for r in rows})
             double = set(rng.sample(threads, round(0.2 * len(threads))))
             for r in rows:
@@ -149,7 +157,7 @@ def main() -> None:
             double = set(rng.sample(ids, round(0.2 * len(ids))))
             for r in rows:
                 r["double"] = r["id"] in double
-        rng.shuffle(rows) if name != "crowdcounter" else None
+        rng.shuffle(rows) if not name.startswith("crowdcounter") else None
         with (args.out / f"{name}.jsonl").open("w", encoding="utf-8") as fh:
             for r in rows:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
