@@ -5,15 +5,20 @@ here changes what models see: bump ``NORMALISER_VERSION`` and retrain. Model fol
 trained with and loading refuses a mismatch.
 
 Steps, in order (each one undoes a way the same words reach us in different code points):
-1. Unicode NFKC (full-width forms, ligatures, Arabic presentation forms).
-2. Remove zero-width and bidi control characters (used to dodge keyword filters; also ZWNJ in Urdu, which does
-   not change the words).
-3. Urdu letter forms: Arabic yeh/kaf/heh/teh-marbuta typed on Arabic keyboards become the Urdu letters; Arabic
+1. Remove zero-width and bidi control characters (used to dodge keyword filters; also ZWNJ in Urdu, which does
+   not change the words), then Unicode NFKC (full-width forms, ligatures, Arabic presentation forms). Removing
+   the controls first lets NFKC compose across them, so a second pass finds nothing left to compose.
+2. Urdu letter forms: Arabic yeh/kaf/heh/teh-marbuta typed on Arabic keyboards become the Urdu letters; Arabic
    diacritics (harakat) are dropped; Urdu and Arabic-Indic digits become 0-9.
-4. Homoglyphs: Cyrillic and Greek look-alikes inside Latin words become Latin letters.
-5. Evasion spellings: leetspeak inside words (``j1had``, ``sh@heed``), letters spaced out with a separator
-   (``k-a-f-i-r``, ``k a f i r``), letters repeated more than twice (``plzzzz`` -> ``plzz``).
-6. Whitespace collapsed to single spaces; line breaks kept as one ``\\n``.
+3. Homoglyphs: Cyrillic and Greek look-alikes inside Latin words become Latin letters (NFKC again where steps 2-3
+   changed something, since a dropped mark or a folded letter can compose with a following mark).
+4. Whitespace collapsed to single spaces; line breaks kept as one ``\\n``. This runs before step 5, so two spaces
+   or a tab between spaced-out letters are folded like one space.
+5. Evasion spellings, everywhere except URLs, e-mail addresses and @mentions (kept verbatim): letters spaced out
+   with one separator (``k-a-f-i-r``, ``k a f i r``), leetspeak inside words (``j1had``, ``sh@heed``; runs of three
+   or more digits and prices such as ``US$5k`` or ``Rs5k`` are numbers, not leet), letters (never digits) repeated
+   more than twice (``plzzzz`` -> ``plzz``).
+``normalize`` is idempotent: ``normalize(normalize(x)) == normalize(x)``.
 Case is kept (the tokenisers lower-case as their models need).
 """
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-NORMALISER_VERSION = 1
+NORMALISER_VERSION = 2
 
 _CONTROL_CHARS = (
     "\u00ad"  # soft hyphen
@@ -62,15 +67,40 @@ _HOMOGLYPHS = str.maketrans({
 })
 _CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
+# A word with the combining marks inside it (Latin, Cyrillic and general combining blocks).
+_WORD_WITH_MARKS = re.compile(
+    r"(?:\w|[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])+")
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 # Leet characters with a Latin letter on both sides (j1had, sh@heed, k4fir); covid19, b4 and @user stay as they are.
 _LEET_RUN = re.compile(r"(?<=[A-Za-z])[013457@$]+(?=[A-Za-z])")
+_NUMBER_RUN = re.compile(r"\d{3}|\$\d")  # 1000 in a1000b, a price in US$5k: a number, not leet
+# Currency code before the run (Rs5k); the character before the code must not be one leet folding can change.
+_CURRENCY_BEFORE = re.compile(r"(?:^|[^A-Za-z013457@$])(?:rs|pkr|inr|usd|us|eur|gbp|aed|sar)$", re.IGNORECASE)
 # Four or more single letters joined by one repeated separator: k-a-f-i-r, k.a.f.i.r, k a f i r, k_a_f_i_r.
-_SPACED = re.compile(r"(?<!\w)[^\W\d_](?:[-._* ][^\W\d_]){3,}(?!\w)")
-_REPEATS = re.compile(r"(\w)\1{2,}")
+# @ and $ count as word characters at the edges, so the outcome does not depend on leet folding (s@b m.u.r.t.a.d).
+_SPACED = re.compile(r"(?<![\w@$])[^\W\d_](?:[-._* ][^\W\d_]){3,}(?![\w@$])")
+_REPEATS = re.compile(r"([^\W\d_])\1{2,}")  # letters only: 1000, 5000000 and www stay
 _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
+# Spans kept verbatim by the evasion step: URLs, e-mail addresses, @mentions, bare domains (example.com/path).
+_TLDS = ("com|org|net|edu|gov|mil|int|info|biz|io|co|pk|in|uk|us|ae|sa|af|bd|me|tv|ly|gl|be|to|ai|app|dev|xyz|news"
+         "|online|site|tk|ru|de|fr|ca|au")
+_PROTECTED = re.compile(
+    r"(?:https?://|www\.)\S+"
+    r"|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|(?<![\w@])@\w+"
+    rf"|(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+(?:{_TLDS})(?![\w-]|\.\w)(?:[/?#]\S*)?",
+    re.IGNORECASE)
+# Whitespace-delimited tokens that could hold a protected span; _PROTECTED runs only inside these (speed).
+_PROTECT_HINT = re.compile(r"(?<!\S)[^\s@.:]*[@.:]\S*")
+
+
+def _fold_leet(match: re.Match) -> str:
+    run = match.group(0)
+    if _NUMBER_RUN.search(run) or _CURRENCY_BEFORE.search(match.string, 0, match.start()):
+        return run
+    return run.translate(_LEET)
 
 
 def _join_spaced(match: re.Match) -> str:
@@ -89,20 +119,38 @@ def _fold_homoglyphs(text: str) -> str:
         # Only words that also contain Latin letters are disguised Latin; real Cyrillic/Greek text stays.
         return word.translate(_HOMOGLYPHS) if _LATIN.search(word) else word
 
-    return re.sub(r"\w+", fold_word, text)
+    # A word runs on through combining marks, so "aс\u0327с" is one word on every pass.
+    return _WORD_WITH_MARKS.sub(fold_word, text)
+
+
+def _fold_evasions(text: str) -> str:
+    joined = _SPACED.sub(_join_spaced, text)
+    if joined != text and not joined.isascii():
+        # A joined word can compose (conjoining jamo) or be a Latin word with a look-alike in it ("A A A К").
+        joined = unicodedata.normalize("NFKC", _fold_homoglyphs(unicodedata.normalize("NFKC", joined)))
+    if any(c in joined for c in "013457@$"):
+        joined = _LEET_RUN.sub(_fold_leet, joined)
+    return _REPEATS.sub(r"\1\1", joined)
 
 
 def normalize(text: str) -> str:
     """Return the canonical form of ``text`` that every model sees (see the module docstring)."""
-    text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_DROP_CONTROLS).translate(_ARABIC_SCRIPT)
-    text = _fold_homoglyphs(text)
-    text = _LEET_RUN.sub(lambda m: m.group(0).translate(_LEET), text)
-    text = _SPACED.sub(_join_spaced, text)
-    text = _REPEATS.sub(r"\1\1", text)
+    if not text.isascii():  # every step up to whitespace only touches non-ASCII characters
+        text = unicodedata.normalize("NFKC", text.translate(_DROP_CONTROLS))
+        folded = _fold_homoglyphs(text.translate(_ARABIC_SCRIPT))
+        if folded != text:
+            text = unicodedata.normalize("NFKC", folded)
     text = _SPACES.sub(" ", text)
-    text = _NEWLINES.sub("\n", text)
-    return text.strip()
+    text = _NEWLINES.sub("\n", text).strip()
+    pieces, start = [], 0
+    for hint in _PROTECT_HINT.finditer(text):
+        for m in _PROTECTED.finditer(text, hint.start(), hint.end()):
+            pieces += [_fold_evasions(text[start:m.start()]), m.group(0)]
+            start = m.end()
+    if not pieces:
+        return _fold_evasions(text)
+    pieces.append(_fold_evasions(text[start:]))
+    return "".join(pieces)
 
 
 # --- language identification -------------------------------------------------------------------------------------
