@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from serving import labels as label_schema
 from serving.text import NORMALISER_VERSION
@@ -45,6 +45,8 @@ class ModelMeta(BaseModel):
     base_model: str | None = None
     max_length: int | None = None
     window_stride: int | None = None
+    #: How a long text's window probabilities become one (serving.predictor.aggregate_windows).
+    window_aggregation: Literal["max", "noisy_or", "topk_mean"] = "max"
     temperature: float = 1.0
     thresholds: dict[str, float] = Field(default_factory=dict)
     #: Named operating points (serving/profiles.py): {name: {thresholds, review_band, description, metrics}}.
@@ -58,6 +60,24 @@ class ModelMeta(BaseModel):
     library_versions: dict[str, str] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _windows_cover_the_text(self) -> "ModelMeta":
+        if self.max_length is not None and self.window_stride is not None and \
+                self.window_stride > self.max_length - 2:
+            raise ValueError(f"window_stride ({self.window_stride}) is larger than a window's {self.max_length - 2} "
+                             f"text tokens (max_length {self.max_length} minus 2 special tokens): part of every "
+                             "long text would never be read")
+        return self
+
+    @field_validator("onnx")
+    @classmethod
+    def _onnx_names_are_plain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in ("fp32", "int8"):
+            name = value.get(key)
+            if name is not None and not _plain_relative(name):
+                raise ValueError(f"onnx.{key} must be a file name inside the model folder, not {name!r}")
+        return value
+
     def decision_settings(self) -> dict[str, Any]:
         """Everything in the meta that changes a prediction: temperature, thresholds, profiles, windows."""
         return {"temperature": self.temperature, "thresholds": self.thresholds,
@@ -65,7 +85,9 @@ class ModelMeta(BaseModel):
                              for k, v in self.profiles.items()},
                 "default_profile": self.default_profile, "max_length": self.max_length,
                 "window_stride": self.window_stride, "normaliser_version": self.normaliser_version,
-                "onnx": {k: self.onnx.get(k) for k in ("fp32", "int8")}}
+                "onnx": {k: self.onnx.get(k) for k in ("fp32", "int8")},
+                # Only when not the default, so folders made before the field keep their identity.
+                **({"window_aggregation": self.window_aggregation} if self.window_aggregation != "max" else {})}
 
     def sha256(self) -> str:
         """One digest for the whole model: every checked file's hash plus the decision settings of the meta, so a
@@ -73,6 +95,26 @@ class ModelMeta(BaseModel):
         lines = "".join(f"{path}:{digest}\n" for path, digest in sorted(self.files.items()))
         lines += json.dumps(self.decision_settings(), sort_keys=True)
         return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _plain_relative(name: Any) -> bool:
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+        return False
+    path = Path(name)
+    return not path.is_absolute() and ".." not in path.parts and not name.startswith(("/", "~"))
+
+
+def inside_folder(folder: Path, name: str, *, what: str = "file") -> Path:
+    """``folder / name``, refusing a name that leads outside the folder (absolute, ``..``, a symlink out)."""
+    folder = Path(folder)
+    if not _plain_relative(name):
+        raise ModelFolderError(f"{folder}/{META_FILE}: {what} {name!r} is not a file name inside the model folder; "
+                               "retrain or re-export the folder.")
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ModelFolderError(f"{folder}/{META_FILE}: {what} {name!r} leads outside the model folder; retrain or "
+                               "re-export the folder.")
+    return path
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

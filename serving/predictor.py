@@ -9,8 +9,10 @@ calibrated temperature, and applies the folder's thresholds through ``decide``. 
 - ``linear``: the TF-IDF + logistic-regression baseline (skops file).
 
 Long texts (transformers): the token sequence is split into overlapping windows of ``max_length`` tokens
-(``window_stride`` apart) and the text gets the scores of its *most extreme window*, the window with the highest
-extremist probability, so a call to violence buried in a long post is not averaged away.
+(``window_stride`` apart) and the windows' calibrated probabilities are combined by the folder's
+``window_aggregation`` (``aggregate_windows``): ``max`` (the default: the scores of the *most extreme window*, the
+one with the highest extremist probability, so a call to violence buried in a long post is not averaged away),
+``noisy_or`` or ``topk_mean``. ``compare_aggregations`` in ``training/long_text.py`` measures them.
 
 Int8 note: dynamic quantisation picks activation scales per batch, so a text's scores can move slightly (about
 1e-3) with its batch mates; fp32 and torch do not have this property.
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -27,12 +31,75 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from serving import labels as L
-from serving.artifact import ModelFolderError, ModelMeta, load_meta
+from serving.artifact import ModelFolderError, ModelMeta, inside_folder, load_meta
 from serving.profiles import Profile
 from serving.profiles import resolve as resolve_profile
 from serving.text import detect_language, normalize
 
 BACKENDS = ("auto", "onnx-int8", "onnx", "torch", "linear")
+
+
+class Abandoned(RuntimeError):
+    """Everyone waiting for this model call has gone (timed out, disconnected): the rest of it was skipped."""
+
+
+_stop = threading.local()
+
+
+@contextmanager
+def stop_when(check):
+    """Within this block, on this thread, a transformer predictor checks ``check()`` between model chunks and raises
+    ``Abandoned`` once it is true. The service's batcher uses it so that a long text whose caller gave up stops
+    costing model time after the current chunk, not after all its windows."""
+    previous = getattr(_stop, "check", None)
+    _stop.check = check
+    try:
+        yield
+    finally:
+        _stop.check = previous
+
+
+def _should_stop() -> bool:
+    check = getattr(_stop, "check", None)
+    return bool(check is not None and check())
+AGGREGATIONS = ("max", "noisy_or", "topk_mean")
+#: Windows averaged by ``topk_mean``.
+TOPK = 2
+
+
+def aggregate_windows(probs: np.ndarray, owner: Sequence[int], n_texts: int, method: str = "max",
+                      k: int = TOPK) -> np.ndarray:
+    """One probability row per text from its windows' rows (``owner[w]``: the text of window ``w``).
+
+    - ``max``: the row of the window with the highest extremist probability.
+    - ``noisy_or``: p(extremist) = 1 - prod(1 - p_w(extremist)) (any window may be the extremist one); the rest of
+      the mass is shared between the other labels as in the mean of the windows.
+    - ``topk_mean``: the mean row of the ``k`` windows with the highest extremist probability (one extreme window
+      in a long text counts, one noisy window among many counts less).
+    A text with one window gets that window's row under every method.
+    """
+    if method not in AGGREGATIONS:
+        raise ValueError(f"unknown window aggregation {method!r}; choose one of {', '.join(AGGREGATIONS)}")
+    probs = np.asarray(probs, dtype=np.float64)
+    owner_arr = np.asarray(owner)
+    if len(owner_arr) == n_texts:  # no long texts: windows are in text order
+        return probs
+    e = L.LABEL2ID[L.EXTREMIST]
+    out = np.zeros((n_texts, probs.shape[1]))
+    for i in range(n_texts):
+        rows = probs[owner_arr == i]
+        if len(rows) == 1 or method == "max":
+            out[i] = rows[rows[:, e].argmax()]
+        elif method == "topk_mean":
+            top = np.argsort(-rows[:, e], kind="stable")[:k]
+            out[i] = rows[top].mean(axis=0)
+        else:
+            p_e = 1.0 - np.prod(1.0 - rows[:, e])
+            rest = rows.mean(axis=0)
+            others = rest.sum() - rest[e]
+            out[i] = rest * ((1.0 - p_e) / others if others > 0 else 0.0)
+            out[i, e] = p_e
+    return out
 
 
 @dataclass(frozen=True)
@@ -102,6 +169,11 @@ class _Base:
     def _logits(self, texts: list[str]) -> np.ndarray:  # texts are normalised
         raise NotImplementedError
 
+    def window_costs(self, texts: Sequence[str]) -> list[tuple[int, int]]:
+        """``(windows, tokens)`` per text; a model without windows reads a text at once (about 4 characters a
+        token)."""
+        return [(1, len(t) // 4 + 2) for t in texts]
+
     def predict_proba(self, texts: Sequence[str], *, normalized: bool = False) -> np.ndarray:
         texts = list(texts) if normalized else [normalize(t) for t in texts]
         if not texts:
@@ -163,19 +235,39 @@ class _TransformerBase(_Base):
         self.stride = int(meta.window_stride or max(1, self.max_length - 2 - 32))
         self.batch_size = batch_size
 
+    def _starts(self, n_tokens: int) -> list[int]:
+        """Start offsets of the windows over ``n_tokens`` tokens (without special tokens)."""
+        span = self.max_length - 2
+        if n_tokens <= span:
+            return [0]
+        starts = []
+        for s in range(0, n_tokens - span + self.stride, self.stride):
+            starts.append(s)
+            if s + span >= n_tokens:
+                break
+        return starts
+
     def windows(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
         """Token-id windows (with special tokens) and, for each window, the index of its text."""
         span = self.max_length - 2
         all_windows, owner = [], []
         for i, enc in enumerate(self.tokenizer.encode_batch(texts, add_special_tokens=False)):
             ids = enc.ids
-            starts = range(0, max(len(ids) - span, 0) + self.stride, self.stride) if len(ids) > span else [0]
-            for s in starts:
+            for s in self._starts(len(ids)):
                 all_windows.append([self.cls_id, *ids[s:s + span], self.sep_id])
                 owner.append(i)
-                if s + span >= len(ids):
-                    break
         return all_windows, owner
+
+    def window_costs(self, texts: Sequence[str]) -> list[tuple[int, int]]:
+        """``(windows, tokens)`` per text as the model will see it (normalised; tokens summed over the windows,
+        special tokens and overlaps included): what a text costs, known before the model runs."""
+        span = self.max_length - 2
+        out = []
+        for enc in self.tokenizer.encode_batch([normalize(t) for t in texts], add_special_tokens=False):
+            n = len(enc.ids)
+            starts = self._starts(n)
+            out.append((len(starts), sum(min(span, n - s) + 2 for s in starts)))
+        return out
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(e.ids) for e in self.tokenizer.encode_batch([normalize(t) for t in texts])]
@@ -187,6 +279,8 @@ class _TransformerBase(_Base):
         order = sorted(range(len(windows)), key=lambda k: len(windows[k]))  # sort by token count: little padding
         logits = np.zeros((len(windows), len(L.LABELS)), dtype=np.float64)
         for start in range(0, len(order), self.batch_size):
+            if _should_stop():
+                raise Abandoned(f"model call abandoned after {start} of {len(order)} windows: no one is waiting")
             chunk = order[start:start + self.batch_size]
             width = max(len(windows[k]) for k in chunk)
             ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
@@ -197,18 +291,14 @@ class _TransformerBase(_Base):
             logits[chunk] = self._run(ids, mask)
         return logits
 
-    def _aggregate(self, texts: list[str]) -> np.ndarray:
+    def window_probs(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        """Calibrated probabilities of every window of the (normalised) texts, and each window's text index."""
         windows, owner = self.windows(texts)
-        probs = softmax(self._window_logits(windows), self.meta.temperature)
-        owner_arr = np.asarray(owner)
-        out = np.zeros((len(texts), len(L.LABELS)))
-        if len(windows) == len(texts):  # no long texts: windows are in text order
-            return probs
-        e = L.LABEL2ID[L.EXTREMIST]
-        for i in range(len(texts)):
-            rows = probs[owner_arr == i]
-            out[i] = rows[rows[:, e].argmax()]  # the most extreme window speaks for the text
-        return out
+        return softmax(self._window_logits(windows), self.meta.temperature), owner
+
+    def _aggregate(self, texts: list[str]) -> np.ndarray:
+        probs, owner = self.window_probs(texts)
+        return aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation)
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError("transformer backends aggregate windows in _aggregate")
@@ -222,15 +312,21 @@ class OnnxPredictor(_TransformerBase):
 
         key = "int8" if quantized else "fp32"
         name = meta.onnx.get(key)
-        if not name or not (self.folder / name).is_file():
+        if not name:
+            why = meta.onnx.get("int8_note") if key == "int8" else None
             raise ModelFolderError(
-                f"{self.folder} has no {key} ONNX graph; export it with `counterpoint export --model {self.folder}` "
-                "or choose --backend torch.")
+                f"{self.folder} has no {key} ONNX graph{f' ({why})' if why else ''}; export it with "
+                f"`counterpoint export --model {self.folder}` or choose another --backend (onnx, torch).")
+        path = inside_folder(self.folder, name, what=f"onnx.{key}")
+        if not path.is_file():
+            raise ModelFolderError(
+                f"{self.folder} has no {key} ONNX graph ({name} is missing); export it with "
+                f"`counterpoint export --model {self.folder}` or choose --backend torch.")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.folder / name), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.backend = "onnx-int8" if quantized else "onnx"
 

@@ -51,10 +51,31 @@ class Settings(BaseSettings):
     model_batch_size: int = Field(4, ge=1, le=256)
     # Texts waiting for the model; a request that would overflow it gets 429.
     queue_size: int = Field(1024, ge=1)
+    # Cost is counted in tokens (summed over a text's windows, as text-embeddings-inference counts
+    # max_batch_tokens): characters say little about model time, windows do. A batch holds at most
+    # max_batch_tokens (one text over it runs alone), so a short post never waits behind more than one such batch;
+    # the queue holds at most queue_tokens (else 429); one request may cost at most max_tokens_per_request and one
+    # text at most max_windows_per_text windows (else 413).
+    max_batch_tokens: int = Field(2048, ge=16, le=1_000_000)
+    queue_tokens: int = Field(262_144, ge=16)
+    max_tokens_per_request: int = Field(65_536, ge=16)
+    max_windows_per_text: int = Field(32, ge=1, le=10_000)
     request_timeout_s: float = Field(30.0, gt=0, le=3600)
 
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    # Admin keys may do everything an API key may, and also export feedback and manage (serving/review).
+    admin_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     log_texts: bool = False
+    # Review store (serving/review): SQLAlchemy URL; default a SQLite file under var/. Post text is kept only when
+    # store_texts is true; otherwise an HMAC of it under review_secret (default: a key file beside the SQLite file).
+    database_url: str = "sqlite:///var/review.sqlite3"
+    store_texts: bool = False
+    review_secret: SecretStr | None = None
+    # A moderator's claim on a queue item lasts this long; moderators needed per post (2+: double review).
+    review_lease_s: float = Field(300.0, gt=0, le=86_400)
+    review_decisions: int = Field(1, ge=1, le=10)
+    # "explain": true costs one model call per word (serving/explain.py): fewer texts per request.
+    max_explain_texts: int = Field(16, ge=1, le=1024)
     log_level: str = "info"
     # ONNX Runtime intra-op threads; None uses every core.
     threads: int | None = Field(None, ge=1, le=256)
@@ -75,14 +96,28 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown log level {value!r}; choose one of {', '.join(LOG_LEVELS)}")
         return value
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            # The value is not echoed: a URL may hold a password.
+            raise ValueError("not a database URL; use e.g. sqlite:///var/review.sqlite3 or "
+                             "postgresql+psycopg://user@host:5432/db") from None
+        return value
+
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [key.strip() for key in value.split(",") if key.strip()]
         return value
 
-    @field_validator("api_keys")
+    @field_validator("api_keys", "admin_keys")
     @classmethod
     def _long_enough(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
         for key in value:
@@ -95,18 +130,24 @@ class Settings(BaseSettings):
         if self.max_texts_per_request > self.queue_size:
             raise ValueError(f"queue_size ({self.queue_size}) must be at least max_texts_per_request "
                              f"({self.max_texts_per_request}), or no full request could ever be queued")
+        if self.max_tokens_per_request > self.queue_tokens:
+            raise ValueError(f"queue_tokens ({self.queue_tokens}) must be at least max_tokens_per_request "
+                             f"({self.max_tokens_per_request}), or no full request could ever be queued")
         return self
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.api_keys)
+        return bool(self.api_keys or self.admin_keys)
 
     def limits(self) -> dict[str, Any]:
         """The limits a client needs to know, as served by ``/v1/info``."""
         return {"max_texts_per_request": self.max_texts_per_request, "max_chars_per_text": self.max_chars_per_text,
                 "max_body_bytes": self.max_body_bytes, "max_batch_size": self.max_batch_size,
                 "model_batch_size": self.model_batch_size, "max_wait_ms": self.max_wait_ms,
-                "queue_size": self.queue_size, "request_timeout_s": self.request_timeout_s}
+                "queue_size": self.queue_size, "request_timeout_s": self.request_timeout_s,
+                "max_batch_tokens": self.max_batch_tokens, "queue_tokens": self.queue_tokens,
+                "max_tokens_per_request": self.max_tokens_per_request,
+                "max_windows_per_text": self.max_windows_per_text}
 
 
 _CLI_FLAGS = {"model_dir": "--model", "host": "--host", "port": "--port", "backend": "--backend"}
@@ -135,5 +176,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 def environment_summary() -> dict[str, str]:
     """The ``COUNTERPOINT_*`` variables that are set (API keys masked), for start-up logs."""
-    return {key: ("***" if key == f"{ENV_PREFIX}API_KEYS" else value)
+    secret = {f"{ENV_PREFIX}API_KEYS", f"{ENV_PREFIX}ADMIN_KEYS", f"{ENV_PREFIX}REVIEW_SECRET",
+              f"{ENV_PREFIX}DATABASE_URL"}
+    return {key: ("***" if key in secret else value)
             for key, value in sorted(os.environ.items()) if key.startswith(ENV_PREFIX)}

@@ -17,15 +17,20 @@ import datetime as _dt
 import decimal
 import io
 import json
+import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-FORMATS = ("jsonl", "csv", "parquet", "datasets")
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
+FORMATS = ("jsonl", "json", "csv", "parquet", "datasets")
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet",
                ".pq": "parquet"}
+#: Characters one CSV field may hold. A stray quote makes the csv module read on to the next quote, possibly to
+#: the end of the file, as one field: past this size that field is reported as a bad row and reading goes on.
+CSV_FIELD_LIMIT = 1 << 20
+#: Files that mark a Hugging Face ``datasets`` folder (``save_to_disk`` output).
+_DATASETS_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,10 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
         return fmt
     path = Path(path)
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or list(path.glob("*.arrow")):
+        if any((path / marker).exists() for marker in _DATASETS_MARKERS):
             return "datasets"
-        raise ValueError(f"{path} is a folder but not a Hugging Face `datasets` folder (no .arrow files)")
+        raise ValueError(f"{path} is a folder but not a Hugging Face `datasets` folder (written by "
+                         "`save_to_disk`: no dataset_dict.json, dataset_info.json or state.json)")
     suffixes = path.suffixes
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
@@ -56,11 +62,12 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
 
 
 def iter_rows(path: str | Path, fmt: str | None = None, *, start: int = 0,
-              undecodable: str = "stop") -> Iterator[RowResult]:
+              undecodable: str = "stop", split: str | None = None) -> Iterator[RowResult]:
     """Stream the rows of a file; ``start`` skips that many rows (lines for JSONL) first (for resuming).
 
     ``undecodable`` (CSV only): ``"stop"`` ends the file at the first bytes that are not UTF-8, with one error row;
     ``"row"`` reports each row holding such bytes as an error row and reads on (what batch labelling wants).
+    ``split``: the split of a ``datasets`` folder that holds several (a ``DatasetDict``).
     """
     path = Path(path)
     fmt = detect_format(path, fmt)
@@ -71,7 +78,10 @@ def iter_rows(path: str | Path, fmt: str | None = None, *, start: int = 0,
     if fmt == "csv":
         yield from _iter_csv(path, start, undecodable)
         return
-    reader = {"jsonl": _iter_jsonl, "parquet": _iter_parquet, "datasets": _iter_datasets}[fmt]
+    if fmt == "datasets":
+        yield from _iter_datasets(path, start, split)
+        return
+    reader = {"jsonl": _iter_jsonl, "json": _iter_json, "parquet": _iter_parquet}[fmt]
     yield from reader(path, start)
 
 
@@ -107,6 +117,34 @@ def _iter_jsonl(path: Path, start: int) -> Iterator[RowResult]:
             yield RowResult(n, obj)
 
 
+def _iter_json(path: Path, start: int) -> Iterator[RowResult]:
+    """A ``.json`` file: a JSON array of objects (row n = element n), or JSON lines under a .json name."""
+    with _open_binary(path) as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:].lstrip()
+    if not head.startswith(b"["):
+        yield from _iter_jsonl(path, start)
+        return
+    try:
+        with _open_binary(path) as fh:
+            rows = json.loads(fh.read().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a valid JSON array ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                         "fix the file or write it as JSON lines (.jsonl)") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests JSON too deeply to read") from None
+    for n, obj in enumerate(rows, 1):
+        if n <= start:
+            continue
+        if not isinstance(obj, dict):
+            yield RowResult(n, None, f"expected a JSON object, got {type(obj).__name__}")
+            continue
+        yield RowResult(n, obj)
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -116,14 +154,27 @@ def has_surrogates(value: str) -> bool:
     return _SURROGATE.search(value) is not None
 
 
+def csv_duplicates(header: list[str]) -> list[str]:
+    """Column names that a CSV header repeats (a dict per row would silently keep only the last of them)."""
+    seen: set[str] = set()
+    return sorted({name for name in header if name in seen or seen.add(name)})
+
+
 def _iter_csv(path: Path, start: int, undecodable: str = "stop") -> Iterator[RowResult]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     per_row = undecodable == "row"
     with _open_binary(path) as raw:
         # Per row: bad bytes become lone surrogates (surrogateescape) and the row that holds them is reported.
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape" if per_row else "strict",
                                 newline="")
         reader = csv.DictReader(text)
+        try:
+            dupes = csv_duplicates(reader.fieldnames or [])
+        except (UnicodeDecodeError, csv.Error):
+            dupes = []
+        if dupes:
+            raise ValueError(f"{path}: the CSV header names column(s) {', '.join(map(repr, dupes))} more than "
+                             "once; rename them so that no column's values are lost")
         n = 0
         while True:
             try:
@@ -138,7 +189,10 @@ def _iter_csv(path: Path, start: int, undecodable: str = "stop") -> Iterator[Row
             except csv.Error as exc:
                 n += 1
                 if n > start:
-                    yield RowResult(n, None, f"malformed CSV: {exc}")
+                    detail = (f"a field is longer than {CSV_FIELD_LIMIT:,} characters, most likely an unbalanced "
+                              "quote that runs on over the following lines (they are part of this error)"
+                              if "field limit" in str(exc) else str(exc))
+                    yield RowResult(n, None, f"malformed CSV: {detail}")
                 continue
             n += 1
             if n <= start:
@@ -164,27 +218,43 @@ def _iter_parquet(path: Path, start: int) -> Iterator[RowResult]:
                 yield RowResult(n, row)
 
 
-def _iter_datasets(path: Path, start: int) -> Iterator[RowResult]:
-    import pyarrow as pa
+def _iter_datasets(path: Path, start: int, split: str | None = None) -> Iterator[RowResult]:
+    """A folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``, loaded with the ``datasets``
+    library itself (globbing ``*.arrow`` would mix in cache files and ignore an indices mapping)."""
+    ds = load_datasets_folder(path, split)
+    for offset in range(start, len(ds), 1024):
+        batch = ds[offset:min(offset + 1024, len(ds))]
+        names = list(batch)
+        for k in range(len(batch[names[0]]) if names else 0):
+            yield RowResult(offset + k + 1, {name: batch[name][k] for name in names})
 
-    files = sorted(path.glob("*.arrow"))
-    if not files:
-        raise ValueError(f"{path} has no .arrow files; pass the folder of one split (e.g. {path}/train)")
-    n = 0
-    for file in files:
-        with pa.memory_map(str(file)) as source:
-            try:
-                reader = pa.ipc.open_stream(source)
-            except pa.ArrowInvalid:
-                reader = pa.ipc.open_file(source)
-                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-            else:
-                batches = iter(reader)
-            for batch in batches:
-                for row in batch.to_pylist():
-                    n += 1
-                    if n > start:
-                        yield RowResult(n, row)
+
+def load_datasets_folder(path: Path, split: str | None = None):
+    """The ``Dataset`` of a ``save_to_disk`` folder; of a ``DatasetDict``, the ``split`` named (needed when there
+    are several)."""
+    try:
+        from datasets import DatasetDict, load_from_disk
+    except ImportError:
+        raise ValueError(f"{path} is a Hugging Face `datasets` folder; reading it needs the `datasets` library: "
+                         "pip install 'counterpoint[hf-datasets]'") from None
+    try:
+        ds = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(f"{path} cannot be read as a `datasets` folder ({exc}); write it with `save_to_disk`") \
+            from None
+    if isinstance(ds, DatasetDict):
+        splits = list(ds)
+        if split is None:
+            if len(splits) != 1:
+                raise ValueError(f"{path} holds the splits {', '.join(splits)}; choose one with --split (e.g. "
+                                 f"--split {splits[0]})")
+            split = splits[0]
+        if split not in ds:
+            raise ValueError(f"{path} has no split {split!r}; its splits are {', '.join(splits)}")
+        return ds[split]
+    if split is not None:
+        raise ValueError(f"{path} holds one dataset without splits; drop --split {split}")
+    return ds
 
 
 # --- writing -----------------------------------------------------------------------------------------------------
@@ -207,30 +277,57 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot write a {type(value).__name__} value as JSON")
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by ``None`` (JSON has no NaN; bare ``NaN`` breaks strict
+    parsers), nested lists and dicts included."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def json_line(obj: dict[str, Any]) -> str:
     """One JSONL line (with the newline). Non-ASCII stays readable; strings that are not valid Unicode (lone
-    surrogates from ``\\ud800``-style escapes) are written back as the escapes they came in as."""
-    line = json.dumps(obj, ensure_ascii=False, default=json_default)
+    surrogates from ``\\ud800``-style escapes) are written back as the escapes they came in as; NaN and infinities
+    are written as ``null``, never as bare ``NaN``."""
+    try:
+        line = json.dumps(obj, ensure_ascii=False, default=json_default, allow_nan=False)
+    except ValueError:  # a non-finite float somewhere
+        obj = _finite(obj)
+        line = json.dumps(obj, ensure_ascii=False, default=json_default, allow_nan=False)
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
-        line = json.dumps(obj, ensure_ascii=True, default=json_default)
+        line = json.dumps(obj, ensure_ascii=True, default=json_default, allow_nan=False)
     return line + "\n"
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(value: Any) -> str:
-    """A value as one CSV cell: strings as they are, null as empty, booleans as true/false, nested values as JSON."""
+    """A value as one CSV cell: strings as they are, null (and NaN) as empty, booleans as true/false, nested values
+    as JSON. A string a spreadsheet would run as a formula (it starts with = + - @, tab or carriage return and is
+    not a plain number) gets a leading apostrophe, the usual neutralisation of CSV formula injection."""
     if value is None:
         return ""
     if isinstance(value, str):
+        if value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+            return "'" + value
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
     if isinstance(value, (int, float, decimal.Decimal)):
         return str(value)
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
-    return json.dumps(value, ensure_ascii=False, default=json_default)
+    return json.dumps(_finite(value), ensure_ascii=False, default=json_default, allow_nan=False)
 
 
 def _arrow_column(values: list[Any]):

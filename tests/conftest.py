@@ -16,16 +16,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ROOT = Path(__file__).resolve().parent.parent
-MINI_CORPUS = ROOT / "tests" / "fixtures" / "mini_corpus.jsonl"
-
-
-def tiny_config(output: Path, *extra: str):
-    from training.config import load_config
-
-    return load_config(overrides=[
-        f'data.train=["{MINI_CORPUS}"]', "data.dev=[]", "data.test=[]", "data.split_fractions=[0.25, 0.25]",
-        f'output.dir="{output}"', 'output.name="tiny-test"', 'output.version="0.0.1"', *extra])
+from tests.helpers import MINI_CORPUS, ROOT, tiny_config  # noqa: E402,F401 (after the environment is set)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +40,11 @@ def transformer_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "transformer"
     return train(tiny_config(out, 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=4",
                              "train.epochs=1", "train.batch_size=8"), progress=False, log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def linear_predictor(linear_model_dir):
+    """The loaded linear model (shared: predictors hold no per-test state)."""
+    from serving.predictor import load_predictor
+
+    return load_predictor(linear_model_dir)

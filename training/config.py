@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
 
@@ -32,6 +32,16 @@ class ModelSection(_Section):
     max_length: int = Field(128, ge=8, le=512)
     #: Tokens between the starts of consecutive windows when a long text is scored in windows.
     window_stride: int = Field(96, ge=1)
+    #: How window probabilities of a long text combine: max, noisy_or or topk_mean (serving/predictor.py).
+    window_aggregation: Literal["max", "noisy_or", "topk_mean"] = "max"
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> "ModelSection":
+        if self.window_stride > self.max_length - 2:
+            raise ValueError(f"model.window_stride ({self.window_stride}) must be at most model.max_length - 2 "
+                             f"({self.max_length - 2}); with a longer stride part of every long text is never read. "
+                             f"Set model.window_stride={max(1, (self.max_length - 2) * 3 // 4)} or lower")
+        return self
 
 
 class DataSection(_Section):

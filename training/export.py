@@ -72,13 +72,27 @@ def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check
         int8 = folder / "model.int8.onnx"
         recipes = int8_recipes(fp32, config.num_hidden_layers)
         reference = _argmax(fp32, folder, check_texts) if check_texts else None
+        tried = []
         for name, keep_fp32 in recipes:
             quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
                              nodes_to_exclude=keep_fp32,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             agreement = float((_argmax(int8, folder, check_texts) == reference).mean()) if check_texts else None
+            tried.append({"name": name, "fp32_nodes": len(keep_fp32), "dev_argmax_agreement": agreement})
             if agreement is None or agreement >= min_agreement:
                 break
+        else:
+            # No recipe agrees well enough with fp32: ship no int8 graph rather than the last one silently. The
+            # meta records why; `auto` then serves fp32 and /v1/info says so.
+            int8.unlink(missing_ok=True)
+            best = max(tried, key=lambda t: t["dev_argmax_agreement"])
+            entry["int8"] = None
+            entry["int8_note"] = (f"no int8 recipe reached {min_agreement:.3f} argmax agreement with fp32 on "
+                                  f"{len(check_texts)} dev texts (best: {best['name']} "
+                                  f"{best['dev_argmax_agreement']:.4f}); the fp32 graph is served")
+            entry["int8_recipes_tried"] = tried
+            logging.getLogger(__name__).warning("int8 export rejected: %s", entry["int8_note"])
+            return entry
         entry["int8"] = int8.name
         entry["quantization"] = (f"dynamic int8, per-channel weights; recipe {name!r}: {len(keep_fp32)} MatMuls "
                                  "kept fp32")

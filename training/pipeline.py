@@ -40,6 +40,15 @@ def load_splits(cfg: TrainConfig) -> dict[str, list[Example]]:
         splits["train"] = carved["train"]
         splits["dev"] = splits["dev"] or carved["dev"]
         splits["test"] = splits["test"] or carved["test"]
+    # Before any training: an empty split would otherwise fail only after the whole fine-tune (calibration and
+    # early stopping need dev; the report needs test).
+    empty = [name for name in ("train", "dev", "test") if not splits[name]]
+    if empty:
+        raise DataError([Problem("data", 0, (
+            f"the {' and '.join(empty)} split(s) are empty ({len(splits['train'])} train, {len(splits['dev'])} dev, "
+            f"{len(splits['test'])} test rows after splitting by family with data.split_fractions "
+            f"{list(cfg.data.split_fractions)}); give data.dev / data.test files, add rows of more families, or "
+            "raise data.split_fractions"))])
     check_leakage(splits)
     return splits
 
@@ -110,6 +119,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
             base_model=None if cfg.model.kind == "linear" else cfg.model.base,
             max_length=cfg.model.max_length if cfg.model.kind == "transformer" else None,
             window_stride=cfg.model.window_stride if cfg.model.kind == "transformer" else None,
+            window_aggregation=cfg.model.window_aggregation,
             temperature=cal["temperature"], thresholds=cal["thresholds"], calibration=cal["calibration"],
             training_config=json.loads(cfg.model_dump_json()),
             data={"files": fingerprint(data_files), "rows": counts,
@@ -149,9 +159,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
                            calibration=cal["calibration"], profiles=profiles, default_profile=default)
         predictor = load_predictor(tmp)
         log(f"evaluating on test with the {predictor.backend} backend")
-        result = evaluate_sets(predictor, {"test": splits["test"], "dev": splits["dev"]}, tmp / "eval")
+        sets = {"test": splits["test"], "dev": splits["dev"]}
+        if len(cfg.data.test) > 1:  # each test file on its own too: the written split and the real-post part
+            for path in cfg.data.test:
+                sets[Path(path).stem] = [ex for ex in splits["test"] if ex.file == str(path)]
+        result = evaluate_sets(predictor, sets, tmp / "eval")
         metrics = {"backend": predictor.backend, "history": history, **extra,
-                   "test": _brief(result["datasets"]["test"]), "dev": _brief(result["datasets"]["dev"])}
+                   **{name: _brief(d) for name, d in result["datasets"].items()}}
         onnx_entry = dict(meta.onnx)
         if cfg.model.kind == "transformer" and meta.onnx:
             reference = load_predictor(tmp, "torch", verify=False)
@@ -195,7 +209,8 @@ def calibrate_served(predictor, dev_texts: list[str], dev_y: np.ndarray, cfg: Tr
 
 
 def _brief(d: dict) -> dict:
-    keep = ("n", "macro_f1", "accuracy", "per_label", "per_lang", "per_kind", "confusion", "ece", "flagged_rate")
+    keep = ("n", "macro_f1", "accuracy", "per_label", "per_lang", "per_kind", "per_origin", "confusion", "ece",
+            "flagged_rate", "user", "per_profile")
     return {k: d[k] for k in keep if k in d}
 
 

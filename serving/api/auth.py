@@ -9,12 +9,14 @@ routes stay open so orchestrators and scrapers need no secret.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.api.errors import Unauthorized
+from serving.api.errors import Unauthorized, error_body
 
 # auto_error=False: we raise our own JSON 401 instead of FastAPI's; the scheme still documents auth in /docs.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key from COUNTERPOINT_API_KEYS (when set).")
@@ -52,3 +54,41 @@ def require_api_key(request: Request,
 
 
 ApiKey = Annotated[None, Depends(require_api_key)]
+
+
+class ApiKeyMiddleware:
+    """401 for a ``/v1/*`` request without a valid key, decided from the headers alone.
+
+    FastAPI reads and parses the body before it runs route dependencies, so without this a caller with no key
+    would cost body reading and JSON parsing (and get ``400 invalid_json`` for a broken body before its 401).
+    Keys of every checker on the app state (``key_checker``, and ``admin_key_checker`` where one exists) pass here;
+    routes that need a stronger key still check it in their dependencies.
+    """
+
+    def __init__(self, app: ASGIApp, state: Any, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.state = state
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        checkers = [c for c in (getattr(self.state, "key_checker", None), getattr(self.state, "admin_key_checker",
+                                                                                      None)) if c is not None]
+        if not any(c.enabled for c in checkers):
+            await self.app(scope, receive, send)
+            return
+        header = next((value for name, value in scope.get("headers", []) if name == b"authorization"), None)
+        if not header:
+            message = "this API needs an API key: send `Authorization: Bearer <key>`"
+        else:
+            scheme, _, presented = header.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and presented.strip() and any(
+                    c.enabled and c.check(presented.strip()) for c in checkers):
+                await self.app(scope, receive, send)
+                return
+            message = "the API key is not valid"
+        response = JSONResponse(error_body("unauthorized", message), status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)

@@ -3,7 +3,7 @@
 ``ApiError`` subclasses are what our own code raises. The handlers registered by ``install_error_handlers`` map
 everything else onto the same shape: FastAPI validation errors (400 for a body that is not JSON or not UTF-8, 422
 for a body of the wrong shape), Starlette HTTP errors (404, 405, 413 from the body-size limit) and, as a last
-resort, any other exception (500 ``internal_error``, logged with its traceback, never with post text).
+resort, any other exception (503 ``internal_error``, logged with its traceback, never with post text).
 """
 
 from __future__ import annotations
@@ -189,8 +189,15 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         message = (f"the request body is larger than the limit of {limit} bytes; send fewer or shorter texts "
                    "per request" if limit else "the request body is too large")
     elif status == 400 and exc.detail == "There was an error parsing the body":
-        # FastAPI's wording when the body bytes cannot be decoded (not UTF-8, or not text at all).
-        code, message = "invalid_unicode", "the request body could not be decoded; send UTF-8 encoded JSON"
+        # FastAPI's wording for any failure while parsing the body; the cause says which.
+        cause = exc.__cause__
+        if isinstance(cause, RecursionError):
+            code, message = "invalid_json", ("the request body nests JSON arrays or objects too deeply; send "
+                                             "{\"texts\": [\"...\"]}")
+        elif cause is None or isinstance(cause, UnicodeError):
+            code, message = "invalid_unicode", "the request body could not be decoded; send UTF-8 encoded JSON"
+        else:
+            code, message = "invalid_json", "the request body could not be parsed as JSON; send {\"texts\": [\"...\"]}"
     elif status == 404:
         message = f"no route {request.url.path}; see /docs for the API"
     elif status == 405:
@@ -201,8 +208,11 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The contract allows 503 as the only 5xx: an unexpected failure is reported as the service being unable to
+    # answer this request now (logged with its traceback, never with post text).
     log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
-    return error_response(request, 500, "internal_error", "an unexpected error occurred; it has been logged")
+    return error_response(request, 503, "internal_error", "an unexpected error occurred; it has been logged. "
+                                                          "Retry later")
 
 
 def install_error_handlers(app: FastAPI) -> None:

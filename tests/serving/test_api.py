@@ -6,7 +6,6 @@ import json
 import logging
 import shutil
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from serving import labels as L
 from serving.api.app import create_app
 from serving.predictor import load_predictor
 from serving.settings import SettingsError, load_settings
+from tests.helpers import assert_error, serve
 
 KEY = "test-key-0123456789abcdef"
 OTHER_KEY = "other-key-0123456789abcdef"
@@ -28,34 +28,10 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def linear_predictor(linear_model_dir):
-    return load_predictor(linear_model_dir)
-
-
-@contextmanager
-def serve(predictor, **overrides):
-    """A TestClient with the lifespan run (model + batcher up) and settings built from ``overrides``."""
-    app = create_app(load_settings(**overrides), predictor)
-    with TestClient(app) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def client(linear_predictor):
     with serve(linear_predictor, max_texts_per_request=8, max_chars_per_text=500, max_body_bytes=16_384,
                queue_size=64) as c:
         yield c
-
-
-def assert_error(response, status: int, code: str, *fragments: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert body["error"]["code"] == code, body
-    for fragment in fragments:
-        assert fragment in body["error"]["message"], body
-    return body
 
 
 # -- classify ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from serving import labels as L
 from serving.api.app import create_app
 from serving.predictor import load_predictor
 from serving.settings import load_settings
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [
@@ -38,12 +38,6 @@ TEXTS = [
 ]
 # Dynamic int8 picks activation scales per batch, so scores move slightly with batch mates (serving/predictor.py).
 INT8_TOLERANCE = 0.02
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def margins(result: dict, thresholds: dict[str, float]) -> float:

@@ -16,6 +16,8 @@ import pytest
 from serving import labels as L
 from serving.batch import BatchError, JobPaths, prediction_columns, run_label_job
 from serving.predictor import load_predictor
+from serving.tabular import csv_cell
+from tests.helpers import CrashAfter, read_jsonl, write_jsonl
 
 PRED_COLUMNS = prediction_columns()
 
@@ -26,19 +28,8 @@ def corpus(mini_corpus) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def linear(linear_model_dir):
-    return load_predictor(linear_model_dir)
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+def linear(linear_predictor):
+    return linear_predictor
 
 
 def read_output(path: Path) -> list[dict]:
@@ -115,7 +106,9 @@ def test_csv_round_trip_keeps_header_and_cells(tmp_path, corpus, linear_model_di
     out = read_output(tmp_path / "out.csv")
     assert len(out) == len(rows)
     for src, got in zip(rows, out):
-        assert {k: got[k] for k in src} == src  # commas, quotes and line breaks in cells survive
+        # Commas, quotes and line breaks in cells survive; a cell a spreadsheet would run as a formula (e.g. a reply
+        # starting with @user) gets a leading apostrophe.
+        assert {k: got[k] for k in src} == {k: csv_cell(v) for k, v in src.items()}
         check_predictions(got, linear.meta.version, as_text=True)
 
 
@@ -240,7 +233,7 @@ def test_a_later_row_with_prediction_columns_is_an_error_not_an_overwrite(tmp_pa
                                                                          monkeypatch):
     import serving.batch as batch
 
-    monkeypatch.setattr(batch, "PREFLIGHT_ROWS", 2)  # the clash lies beyond what is inspected up front
+    monkeypatch.setattr(batch.records, "PREFLIGHT_ROWS", 2)  # the clash lies beyond what is inspected up front
     rows = sample_rows(corpus, 5)
     rows[3]["pred_label"] = L.NEUTRAL
     write_jsonl(tmp_path / "in.jsonl", rows)
@@ -299,20 +292,6 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path, corpus, linear_mod
 # --- crashes and --resume (in-process; test_batch_kill.py does a real kill -9) -----------------------------------
 
 
-class CrashAfter:
-    """The real predictor, with the process 'dying' after ``n`` predict calls (as a crash would stop it)."""
-
-    def __init__(self, predictor, n: int):
-        self.inner, self.n = predictor, n
-        self.meta, self.backend, self.folder = predictor.meta, predictor.backend, predictor.folder
-
-    def predict(self, texts):
-        if self.n == 0:
-            raise SystemExit("simulated crash")
-        self.n -= 1
-        return self.inner.predict(texts)
-
-
 @pytest.mark.parametrize("ext", ["jsonl", "csv", "parquet"])
 def test_resume_after_a_crash_labels_every_row_exactly_once(tmp_path, corpus, linear_model_dir, linear, ext):
     rows = sample_rows(corpus, 300)
@@ -349,7 +328,7 @@ def test_resume_after_a_crash_labels_every_row_exactly_once(tmp_path, corpus, li
 
 
 def test_resume_refuses_other_inputs_models_or_options(tmp_path, corpus, linear_model_dir, linear):
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
     from training.pipeline import train
 
     other_model = train(tiny_config(tmp_path / "other", 'model.kind="linear"', "linear.max_features=2048"),

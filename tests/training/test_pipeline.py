@@ -85,7 +85,7 @@ def test_predictions_follow_the_schema(linear_model_dir):
 
 
 def test_linear_training_is_reproducible(linear_model_dir, tmp_path):
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
     from training.pipeline import train
 
     again = train(tiny_config(tmp_path / "again", 'model.kind="linear"', "linear.max_features=4096"),

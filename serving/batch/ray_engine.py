@@ -1,6 +1,6 @@
 """The Ray engine of batch labelling (``counterpoint label --engine ray``): the same job as a Ray Data pipeline.
 
-    read (one streaming read task: the input's rows, checked by ``serving.batch.validate_row``)
+    read (one streaming read task: the input's rows, checked by ``serving.batch.records.validate_row``)
       -> map_batches(actor pool; each actor loads the model once and calls ``Predictor.predict``)
       -> the driver, which writes parts, checkpoint and output exactly as the local engine does.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from serving import labels as L
-from serving.batch import (FLAGGED, PRED_LABEL, REVIEW, BatchError, Outcome, chunked, predict_records,
-                           prediction_record,
-                           read_checked, score_column)
+from serving.batch.engines import FailureStreak, predict_records, read_checked
+from serving.batch.records import (FLAGGED, PRED_LABEL, REVIEW, BatchError, Outcome, chunked, prediction_record,
+                                   score_column)
 
 INSTALL_HINT = "the ray engine needs Ray Data, which is not installed: pip install 'counterpoint[ray]'"
 #: Rows per block the read task hands to the actor pool.
@@ -60,9 +60,11 @@ def _pipeline_classes():
     class InputTextsDatasource(Datasource):
         """One read task that streams the input from row ``start``: ``line`` and ``text`` of the rows to label."""
 
-        def __init__(self, path: str, fmt: str, start: int, text_field: str, block_rows: int):
+        def __init__(self, path: str, fmt: str, start: int, text_field: str, block_rows: int,
+                     max_chars: int | None = None, split: str | None = None):
             super().__init__()
             self.path, self.fmt, self.start, self.text_field, self.block_rows = path, fmt, start, text_field, block_rows
+            self.max_chars, self.split = max_chars, split
 
         def estimate_inmemory_data_size(self):
             return None
@@ -70,11 +72,13 @@ def _pipeline_classes():
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
             path, fmt, start, text_field, block_rows = (self.path, self.fmt, self.start, self.text_field,
                                                         self.block_rows)
+            max_chars, split = self.max_chars, self.split
 
             def read():
-                from serving.batch import read_checked as checked
+                from serving.batch.engines import read_checked as checked
 
-                for chunk in chunked((r for r in checked(Path(path), fmt, start, text_field) if r[2] is None),
+                for chunk in chunked((r for r in checked(Path(path), fmt, start, text_field, max_chars, split)
+                                      if r[2] is None),
                                      block_rows):
                     yield pa.table({"line": pa.array([r.line for r, _, _ in chunk], pa.int64()),
                                     "text": pa.array([t for _, t, _ in chunk], pa.string())})
@@ -94,10 +98,11 @@ def _pipeline_classes():
                 raise RuntimeError(f"the model at {model} on this worker is not the driver's (SHA-256 "
                                    f"{self.predictor.meta.sha256()[:12]} != {model_sha256[:12]})")
             self.model_version, self.profile = model_version, profile
+            self.streak = FailureStreak()
 
         def __call__(self, batch):
             records = predict_records(self.predictor, batch.column("text").to_pylist(), self.model_version,
-                                      self.profile)
+                                      self.profile, streak=self.streak)
             ok = [r if isinstance(r, dict) else None for r in records]
             columns = {"line": batch.column("line"),
                        PRED_LABEL: pa.array([r and r[PRED_LABEL] for r in ok], pa.string()),
@@ -115,8 +120,9 @@ def _pipeline_classes():
 def ray_chunks(input_path: Path, fmt: str, start: int, *, model: Path, backend: str, text_field: str,
                batch_size: int, chunk_rows: int, model_version: str, model_sha256: str,
                ray_address: str | None = None, max_actors: int | None = None, cpus_per_actor: int = 1,
-               tick: Callable[[int], None] = lambda n: None, profile: str | None = None) -> Iterator[list[Outcome]]:
-    """Labelled chunks of ``chunk_rows`` input rows, like ``serving.batch.local_chunks``, labelled by Ray."""
+               tick: Callable[[int], None] = lambda n: None, profile: str | None = None,
+               max_chars: int | None = None, split: str | None = None) -> Iterator[list[Outcome]]:
+    """Labelled chunks of ``chunk_rows`` input rows, like ``serving.batch.engines.local_chunks``, labelled by Ray."""
     ray = _import_ray()
     source_cls, labeller_cls = _pipeline_classes()
     started_here = not ray.is_initialized()
@@ -134,7 +140,7 @@ def ray_chunks(input_path: Path, fmt: str, start: int, *, model: Path, backend: 
         cpus = int(ray.cluster_resources().get("CPU", 1))
         actors = max(1, min(max_actors or cpus, cpus // cpus_per_actor or 1))
         ds = ray.data.read_datasource(
-            source_cls(str(Path(input_path).resolve()), fmt, start, text_field, READ_BLOCK_ROWS),
+            source_cls(str(Path(input_path).resolve()), fmt, start, text_field, READ_BLOCK_ROWS, max_chars, split),
             num_cpus=0.25)  # reading is light: leave the CPUs to the model actors
         ds = ds.map_batches(labeller_cls, batch_size=batch_size, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors), num_cpus=cpus_per_actor,
@@ -142,7 +148,7 @@ def ray_chunks(input_path: Path, fmt: str, start: int, *, model: Path, backend: 
                                                    "threads": cpus_per_actor, "model_sha256": model_sha256,
                                                    "model_version": model_version, "profile": profile})
         predictions = _predictions(ds, model_version)
-        for chunk in chunked(read_checked(Path(input_path), fmt, start, text_field), chunk_rows):
+        for chunk in chunked(read_checked(Path(input_path), fmt, start, text_field, max_chars, split), chunk_rows):
             outcomes = []
             for result, _, error in chunk:
                 outcome = Outcome(result.line, result.row, error=error)

@@ -1,0 +1,213 @@
+"""Fairness under hostile load: a short-post client's latency while 16 clients send worst-case legal requests.
+
+Starts ``counterpoint``'s app in-process on a real uvicorn server (127.0.0.1, a free port) with the model folder, then
+runs, for ``--seconds``:
+
+- ``--heavy`` (16) closed-loop clients, each sending the most expensive request the service accepts: as many texts
+  as allowed, each as long as allowed in characters and (where the service counts them) in windows, within the
+  request's token budget. Requests refused with 413/429 count as refused; 503 timeouts as timed out.
+- one client sending a single short post, one request at a time with ``--short-interval-ms`` pauses; its latency
+  p50/p95/p99 is the figure of merit (goal, issue 10: p99 <= 1 s).
+
+After the load stops, the bench waits for the model thread to go idle and reports how long it kept computing
+(``drain_s``): work done for requests whose clients had given up. With ``--old-tree DIR`` the same bench runs
+against another checkout of the code (e.g. ``git archive HEAD | tar -x -C DIR``) for a before/after figure.
+
+    python bench/fairness.py --model models/default --seconds 30
+    python bench/fairness.py --model models/default --seconds 30 --old-tree /tmp/old
+    python bench/fairness.py --model models/default --seconds 30 --polite   # clients honour Retry-After
+
+Prints figures only; nothing here asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHORT = "yaar kal match dekhne chalein? traffic bohat hai"
+WORDS = ("the ministry announced new rules for registration today and the committee met in Islamabad to discuss "
+         "schools roads water cricket weather markets prices farmers trains").split()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def heavy_request(predictor, limits: dict) -> list[str]:
+    """The most expensive request the limits allow: long texts, as many as fit."""
+    rng = random.Random(7)
+    max_chars = limits["max_chars_per_text"]
+    text = ""
+    while len(text) < max_chars:
+        text += rng.choice(WORDS) + " "
+    text = text[:max_chars].strip()
+    max_windows = limits.get("max_windows_per_text")
+    costs = getattr(predictor, "window_costs", None)
+    if max_windows and costs:
+        while costs([text])[0][0] > max_windows:  # shorten until the text has an allowed number of windows
+            text = text[: int(len(text) * 0.9)]
+    n = limits["max_texts_per_request"]
+    budget = limits.get("max_tokens_per_request")
+    if budget and costs:
+        n = max(1, min(n, budget // costs([text])[0][1]))
+    return [text] * n
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def run_load(url: str, heavy_body: dict, seconds: float, heavy: int, interval: float,
+                   polite: bool = False) -> dict:
+    import httpx
+
+    stop = time.monotonic() + seconds
+    short_latencies: list[float] = []
+    short_status: dict[int, int] = {}
+    heavy_status: dict[int, int] = {}
+
+    async def heavy_client(client):
+        while time.monotonic() < stop:
+            try:
+                r = await client.post(url, json=heavy_body, timeout=120)
+                heavy_status[r.status_code] = heavy_status.get(r.status_code, 0) + 1
+                if polite and r.status_code == 429:
+                    await asyncio.sleep(float(r.headers.get("retry-after", 1)))
+            except httpx.HTTPError:
+                heavy_status[-1] = heavy_status.get(-1, 0) + 1
+
+    async def short_client(client):
+        await asyncio.sleep(0.5)  # let the heavy clients fill the queue first
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            r = await client.post(url, json={"texts": [SHORT]}, timeout=120)
+            short_latencies.append(time.perf_counter() - started)
+            short_status[r.status_code] = short_status.get(r.status_code, 0) + 1
+            await asyncio.sleep(interval)
+
+    limits = httpx.Limits(max_connections=heavy + 4)
+    async with httpx.AsyncClient(limits=limits) as client:
+        await asyncio.gather(short_client(client), *(heavy_client(client) for _ in range(heavy)))
+    return {"short": {"n": len(short_latencies), "status": short_status,
+                      "p50_s": percentile(short_latencies, 0.5), "p95_s": percentile(short_latencies, 0.95),
+                      "p99_s": percentile(short_latencies, 0.99), "max_s": max(short_latencies, default=float("nan"))},
+            "heavy": {"status": heavy_status, "texts_per_request": len(heavy_body["texts"]),
+                      "chars_per_text": len(heavy_body["texts"][0])}}
+
+
+def serve(args) -> None:
+    """The server process: the app on uvicorn, nothing else in the process (no client competing for the GIL)."""
+    import uvicorn
+
+    from serving.api.app import create_app
+    from serving.predictor import load_predictor
+    from serving.settings import load_settings
+
+    settings = load_settings(model_dir=Path(args.model), threads=args.threads)
+    predictor = load_predictor(args.model, threads=args.threads, batch_size=settings.model_batch_size)
+    uvicorn.run(create_app(settings, predictor), host="127.0.0.1", port=args.serve, log_level="warning")
+
+
+def batches_done(url: str) -> tuple[float, float]:
+    """(batches run, seconds spent in the model) from the service's Prometheus metrics."""
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    count = total = 0.0
+    for line in text.splitlines():
+        if line.startswith("counterpoint_batch_duration_seconds_count"):
+            count = float(line.split()[-1])
+        elif line.startswith("counterpoint_batch_duration_seconds_sum"):
+            total = float(line.split()[-1])
+    return count, total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="models/default")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--heavy", type=int, default=16)
+    parser.add_argument("--short-interval-ms", type=float, default=100)
+    parser.add_argument("--old-tree", help="run against the code in this folder instead of this checkout")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    parser.add_argument("--polite", action="store_true", help="heavy clients wait Retry-After after a 429 (the "
+                                                                  "default hammers at once: the worst case)")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # internal: be the server on this port
+    args = parser.parse_args()
+    tree = Path(args.old_tree).resolve() if args.old_tree else ROOT
+    sys.path.insert(0, str(tree))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.serve:
+        serve(args)
+        return
+
+    import subprocess
+
+    import httpx
+
+    from serving.predictor import load_predictor
+    from serving.settings import load_settings
+
+    settings = load_settings(model_dir=Path(args.model))
+    limits = settings.limits()
+    body = {"texts": heavy_request(load_predictor(args.model), limits)}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, __file__, "--serve", str(port), "--model", str(args.model)]
+    cmd += ["--old-tree", str(tree)] if args.old_tree else []
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    server = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(tree)})
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        result = asyncio.run(run_load(url + "/v1/classify", body, args.seconds, args.heavy,
+                                      args.short_interval_ms / 1000, args.polite))
+        result["heavy"]["polite"] = args.polite
+        # How long does the server keep computing once every client has gone? Watch its CPU time settle (work for
+        # requests whose clients gave up: nobody reads those answers).
+        ended = time.perf_counter()
+        busy_until, last_cpu = ended, cpu_seconds(server.pid)
+        while time.perf_counter() - busy_until < 2.0 and time.perf_counter() - ended < 300:
+            time.sleep(0.25)
+            cpu = cpu_seconds(server.pid)
+            if cpu - last_cpu > 0.05:  # more than 20% of a core over the last 0.25 s
+                busy_until = time.perf_counter()
+            last_cpu = cpu
+        result["drain_s"] = round(busy_until - ended, 2)
+        result["batches"] = int(batches_done(url)[0])
+    finally:
+        server.kill()  # a busy model thread would hold up a graceful shutdown
+        server.wait(30)
+    result["code"] = "old tree " + str(tree) if args.old_tree else "this checkout"
+    result["model"] = str(args.model)
+    result["limits"] = limits
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
