@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from serving import labels as label_schema
-from serving.api.auth import KeyChecker, require_api_key
+from serving.api.auth import ApiKeyMiddleware, KeyChecker, require_api_key
 from serving.api.batcher import BatcherStopped, MicroBatcher, QueueFull
-from serving.api.errors import (MODEL_VERSION_HEADER, BodyLimitMiddleware, InvalidRequest, Overloaded,
+from serving.api.errors import (MODEL_VERSION_HEADER, ApiError, BodyLimitMiddleware, InvalidRequest, Overloaded,
                                 PayloadTooLarge, Unavailable, install_error_handlers)
 from serving.api.metrics import RequestMetricsMiddleware, ServiceMetrics
 from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorResponse, Health, InfoResponse, ModelRef,
@@ -34,13 +34,19 @@ from serving.profiles import resolve as resolve_profile
 from serving.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("counterpoint.api")
+#: How often a waiting request checks whether its client is still connected.
+DISCONNECT_POLL_S = 0.25
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {400: "Body is not JSON or not UTF-8", 401: "Missing or invalid API key (when keys are set)",
-                    413: "Too many texts, a text too long, or a body too large (the message names the limit)",
+                    413: "Too many texts (too_many_texts), a text too long in characters (text_too_long) or in model "
+                         "windows (too_many_windows), a request over its token budget (request_too_costly), or a "
+                         "body too large (payload_too_large); the message names the limit",
                     422: "Body of the wrong shape, empty text, NUL character or invalid Unicode",
-                    429: "Queue full: retry after a moment", 503: "Model not loaded yet, or the request timed out"}
+                    429: "Queue full: retry after a moment",
+                    503: "Model not loaded yet (not_ready), the request timed out (timeout), the model failed on "
+                         "this batch (model_error), or an unexpected error (internal_error); retry later"}
     return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
 
 
@@ -63,16 +69,37 @@ class Service:
         except UnknownProfile as exc:
             raise InvalidRequest(f"{exc}; see `profiles` in GET /v1/info", code="unknown_profile") from None
 
-    async def classify(self, texts: list[str]) -> list:
+    async def classify(self, texts: list[str], costs: list[int] | None = None,
+                       request: Request | None = None) -> list:
+        """Predictions through the batcher. A request that times out, or whose client disconnects, is withdrawn
+        from the queue: the batcher schedules none of its remaining texts."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout_s
+        task = asyncio.ensure_future(self.batcher.submit(texts, costs))
         try:
-            return await asyncio.wait_for(self.batcher.submit(texts), self.settings.request_timeout_s)
+            while True:
+                remaining = deadline - loop.time()
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, min(remaining, DISCONNECT_POLL_S)))
+                if done:
+                    return task.result()
+                if loop.time() >= deadline:
+                    raise Unavailable(f"the request took longer than {self.settings.request_timeout_s:g} s; retry "
+                                      "later", code="timeout")
+                if request is not None and await request.is_disconnected():
+                    log.info("client disconnected; request withdrawn (%d texts)", len(texts))
+                    raise Unavailable("the client disconnected", code="client_disconnected")
         except QueueFull as exc:
             raise Overloaded(f"{exc}; retry after a moment") from None
         except BatcherStopped as exc:
             raise Unavailable(str(exc)) from None
-        except asyncio.TimeoutError:
-            raise Unavailable(f"the request took longer than {self.settings.request_timeout_s:g} s; retry later",
-                              code="timeout") from None
+        except ApiError:
+            raise
+        except Exception as exc:  # the model failed on a batch holding this request (logged by the batcher)
+            raise Unavailable(f"the model failed on this request ({type(exc).__name__}); retry later, and report "
+                              "it if it persists", code="model_error") from None
+        finally:
+            if not task.done():
+                task.cancel()
 
 
 def model_ref(predictor: Predictor) -> ModelRef:
@@ -83,7 +110,9 @@ def model_ref(predictor: Predictor) -> ModelRef:
 def _info(settings: Settings, predictor: Predictor, ref: ModelRef) -> dict[str, Any]:
     meta = predictor.meta
     return {"model": {**ref.model_dump(), "kind": meta.kind, "backend": predictor.backend, "base": meta.base_model,
-                      "max_length": meta.max_length, "window_stride": meta.window_stride},
+                      "max_length": meta.max_length, "window_stride": meta.window_stride,
+                      "window_aggregation": meta.window_aggregation if meta.kind == "transformer" else "max",
+                      "int8": meta.onnx.get("int8"), "int8_note": meta.onnx.get("int8_note")},
             "labels": label_schema.schema(), "temperature": meta.temperature,
             "thresholds": resolve_profile(meta, settings.profile).thresholds,
             "profiles": {name: p.to_dict() for name, p in profiles_of(meta).items()},
@@ -111,6 +140,24 @@ def check_texts(texts: list[str], settings: Settings) -> None:
                                  code="invalid_unicode") from None
 
 
+def text_costs(predictor: Predictor, texts: list[str], settings: Settings) -> list[int]:
+    """Tokens each text costs the model (over all its windows); 413 for a text with more windows than
+    ``max_windows_per_text`` or a request over ``max_tokens_per_request``. Runs before anything is queued."""
+    measure = getattr(predictor, "window_costs", None)
+    costs = measure(texts) if measure is not None else [(1, len(t) // 4 + 2) for t in texts]
+    for i, (windows, _) in enumerate(costs):
+        if windows > settings.max_windows_per_text:
+            raise PayloadTooLarge(
+                f"texts[{i}] is {windows} model windows long; the limit is {settings.max_windows_per_text} windows "
+                "per text. Shorten it or split it into several texts.", code="too_many_windows")
+    total = sum(tokens for _, tokens in costs)
+    if total > settings.max_tokens_per_request:
+        raise PayloadTooLarge(
+            f"the texts of this request are {total:,} model tokens; the limit is {settings.max_tokens_per_request:,} "
+            "tokens per request. Send fewer or shorter texts per request.", code="request_too_costly")
+    return [tokens for _, tokens in costs]
+
+
 # -- dependencies -----------------------------------------------------------------------------------------------
 def get_service(request: Request) -> Service:
     service: Service | None = request.app.state.service
@@ -132,15 +179,25 @@ health = APIRouter(tags=["operations"])
 
 
 @v1.post("/classify", response_model=ClassifyResponse, responses=_errors(400, 401, 413, 422, 429, 503),
+         response_model_exclude_unset=True,  # `evidence` only when asked for
          summary="Classify texts as extremist, counter_narrative or neutral")
-async def classify(body: ClassifyRequest, service: ReadyService) -> dict[str, Any]:
-    """Results come back in the order of `texts`. Long texts are split into overlapping token windows and scored by
-    their most extreme window (the one with the highest extremist probability)."""
+async def classify(body: ClassifyRequest, service: ReadyService, request: Request) -> dict[str, Any]:
+    """Results come back in the order of `texts`. Long texts are split into overlapping token windows whose scores
+    are combined by the model's `window_aggregation` (see /v1/info; by default the most extreme window). Cost is
+    counted in tokens: see the limits in /v1/info."""
     settings = service.settings
     check_texts(body.texts, settings)
     profile = service.profile_for(body.profile)
     started = time.perf_counter()
-    predictions = await service.classify(body.texts)
+    # A queue already full gets 429 before the texts are tokenised: overloaded callers retrying must not cost CPU.
+    # (At least one token per 8 characters: an estimate that can only under-count.)
+    if service.batcher.queue_tokens is not None and (
+            service.batcher.depth_tokens + sum(map(len, body.texts)) // 8 > service.batcher.queue_tokens):
+        raise Overloaded(f"the queue is full ({service.batcher.depth_tokens:,} of {service.batcher.queue_tokens:,} "
+                         "tokens waiting); retry after a moment")
+    # Tokenising 64 long texts takes milliseconds of CPU: off the event loop.
+    costs = await anyio.to_thread.run_sync(text_costs, service.predictor, body.texts, settings)
+    predictions = await service.classify(body.texts, costs, request)
     if profile is not service.profile:
         predictions = [p.under(profile) for p in predictions]
     if log.isEnabledFor(logging.DEBUG):
@@ -148,7 +205,16 @@ async def classify(body: ClassifyRequest, service: ReadyService) -> dict[str, An
                   (time.perf_counter() - started) * 1000)
     if settings.log_texts:
         log.info("classify texts=%r labels=%r", body.texts, [p.label for p in predictions])
-    return {"model": service.model, "results": [p.to_dict() for p in predictions]}
+    results = [p.to_dict() for p in predictions]
+    if body.explain:  # word-occlusion evidence on the served predictor (serving/explain.py)
+        from serving.explain import explain_async
+
+        if len(body.texts) > settings.max_explain_texts:
+            raise PayloadTooLarge(f"{len(body.texts)} texts with explain; the limit is {settings.max_explain_texts} "
+                                  "texts per request with explain", code="too_many_texts")
+        for result, spans in zip(results, await explain_async(service.predictor, body.texts)):
+            result["evidence"] = spans
+    return {"model": service.model, "results": results}
 
 
 @v1.get("/info", response_model=InfoResponse, responses=_errors(401, 503), summary="Model, labels, limits")
@@ -197,6 +263,7 @@ async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) 
     predict = predictor.predict if profile == default else (lambda texts: predictor.predict(texts, profile))
     batcher = MicroBatcher(predict, max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
+                           max_batch_tokens=settings.max_batch_tokens, queue_tokens=settings.queue_tokens,
                            on_batch=metrics.observe_batch, on_queue_depth=metrics.queue_depth.set)
     await batcher.start()
     metrics.set_model(name=ref.name, version=ref.version, sha256=ref.sha256, backend=predictor.backend,
@@ -231,15 +298,22 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
                     f"in the `{MODEL_VERSION_HEADER}` header.")
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
-    app.state.key_checker = KeyChecker([key.get_secret_value() for key in settings.api_keys])
+    # Admin keys may do everything API keys may (serving/review checks the admin-only routes).
+    app.state.key_checker = KeyChecker([key.get_secret_value() for key in (*settings.api_keys, *settings.admin_keys)])
     app.state.service = None
     app.state.model_version = None
     app.state.max_body_bytes = settings.max_body_bytes
     install_error_handlers(app)
     # The last added middleware is the outermost: metrics see (and stamp) the body-limit 413s too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body limit and the routes: a caller without a valid key costs no body reading or parsing.
+    app.add_middleware(ApiKeyMiddleware, state=app.state)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics, state=app.state,
                        header=MODEL_VERSION_HEADER)
     app.include_router(v1)
     app.include_router(health)
+    from serving.review.routes import install_review  # console page, queue, decisions, appeals, export
+
+    install_review(app, [k.get_secret_value() for k in settings.api_keys],
+                   [k.get_secret_value() for k in settings.admin_keys])
     return app

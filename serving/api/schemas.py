@@ -20,12 +20,24 @@ class ClassifyRequest(BaseModel):
     profile: StrictStr | None = Field(
         None, description="Threshold profile to decide labels with (see `profiles` in /v1/info); default: the "
                           "service's default profile.")
+    explain: bool = Field(False, description="Return `evidence` per text: the words that drove the extremist and "
+                                             "counter-narrative scores (word occlusion; costs about one model call "
+                                             "per word).")
 
 
 class ModelRef(BaseModel):
     name: str
     version: str
     sha256: str = Field(description="Digest over the checksums of every file that affects predictions.")
+
+
+class EvidenceSpan(BaseModel):
+    start: int = Field(description="Offset of the word's first character in the text as sent (Unicode code points, "
+                                   "i.e. Python str indices; in JavaScript index Array.from(text)).")
+    end: int = Field(description="Offset just past the word's last character.")
+    text: str = Field(description="text[start:end].")
+    label: str = Field(description="The label this word pushes up: extremist or counter_narrative.")
+    weight: float = Field(description="How much the label's log-odds drop when the word is deleted.")
 
 
 class Result(BaseModel):
@@ -35,6 +47,7 @@ class Result(BaseModel):
     language: str = Field(description="Detected language: en, ur, roman_ur or other.")
     review: bool = Field(False, description="True when p(extremist) lies in the profile's review band: a human "
                                             "should decide.")
+    evidence: list[EvidenceSpan] | None = Field(None, description="Only with `explain`: word spans, strongest first.")
 
 
 class ClassifyResponse(BaseModel):
@@ -48,6 +61,10 @@ class ModelInfo(ModelRef):
     base: str | None = None
     max_length: int | None = Field(None, description="Tokens per window; longer texts are split into windows.")
     window_stride: int | None = None
+    window_aggregation: str = Field("max", description="How a long text's window scores combine.")
+    int8: str | None = Field(None, description="The int8 ONNX graph, or null when the export found none that "
+                                               "agrees with fp32 (then fp32 is served; see int8_note).")
+    int8_note: str | None = None
 
 
 class LabelsInfo(BaseModel):
@@ -67,6 +84,10 @@ class Limits(BaseModel):
     max_wait_ms: float
     queue_size: int
     request_timeout_s: float
+    max_batch_tokens: int | None = Field(None, description="Tokens (summed over windows) per model batch.")
+    queue_tokens: int | None = Field(None, description="Tokens the queue holds; beyond it requests get 429.")
+    max_tokens_per_request: int | None = Field(None, description="Tokens one request may cost (413 over it).")
+    max_windows_per_text: int | None = Field(None, description="Windows one text may have (413 over it).")
 
 
 class ProfileInfo(BaseModel):

@@ -22,8 +22,9 @@ LIMITS = dict(max_texts_per_request=16, max_chars_per_text=2000, max_body_bytes=
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(linear_model_dir):
-    return create_app(load_settings(**LIMITS), load_predictor(linear_model_dir))
+def fuzz_app(linear_model_dir, tmp_path_factory):
+    database = tmp_path_factory.mktemp("fuzz") / "review.sqlite3"  # the review routes' store (serving/review)
+    return create_app(load_settings(**LIMITS, database_url=f"sqlite:///{database}"), load_predictor(linear_model_dir))
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,12 @@ def api_schema(fuzz_app):
 
 
 OPERATIONS = [("POST", "/v1/classify"), ("GET", "/v1/info"), ("GET", "/health/live"), ("GET", "/health/ready"),
-              ("GET", "/metrics")]
+              ("GET", "/metrics"),
+              # the moderator console's API (serving/review)
+              ("POST", "/v1/review/items"), ("GET", "/v1/review/next"), ("GET", "/v1/review/items/{item_id}"),
+              ("POST", "/v1/review/items/{item_id}/decisions"), ("POST", "/v1/review/items/{item_id}/skip"),
+              ("POST", "/v1/review/items/{item_id}/appeals"), ("GET", "/v1/review/stats"),
+              ("GET", "/v1/admin/review/events"), ("GET", "/v1/feedback/export")]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
