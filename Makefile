@@ -10,7 +10,7 @@ DEFAULT_MODEL := models/default/model_meta.json
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup serve test test-slow train bench lint clean
+.PHONY: setup serve test test-slow train bench lint clean eval
 
 setup: $(STAMP) $(E5)
 
@@ -39,6 +39,14 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Full functional-suite evaluation of a model (issue 14): metrics.json + report.md per file, then the audit
+# (pass rate per functionality x language, robustness, bias) into EVAL_MODEL/eval/ and onto its model card.
+# Another folder: `make eval EVAL_MODEL=/tmp/linear_fs`. A command, not a test.
+EVAL_MODEL ?= models/default
+eval: setup $(if $(filter models/default,$(EVAL_MODEL)),$(DEFAULT_MODEL))
+	$(BIN)/counterpoint evaluate --model $(EVAL_MODEL) $(addprefix --data ,$(wildcard data/labeled/test*.jsonl) $(wildcard data/functional/*.jsonl)) --out $(EVAL_MODEL)/eval/suite
+	$(BIN)/counterpoint audit --model $(EVAL_MODEL) $(addprefix --test ,$(wildcard data/labeled/test*.jsonl)) --out $(EVAL_MODEL)/eval/audit --update-card
 
 bench: setup $(DEFAULT_MODEL)
 	$(BIN)/python bench/throughput.py

