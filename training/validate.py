@@ -3,7 +3,9 @@
 Checks: schema (every contract field), allowed labels and language tags, empty/whitespace texts, duplicate ids,
 exact duplicates (after case and punctuation folding) anywhere, near-duplicates (word 5-gram Jaccard >= 0.6) within
 a split (a problem above ``max_near_dup_rate``) and across splits (always a problem), families shared across
-splits (leakage), and label balance per language (a problem below ``min_label_share`` where that is set).
+splits (leakage), label balance per language (a problem below ``min_label_share`` where that is set) and, with
+``probe=True`` and both a train and a test split, the surface-cue probe (``training/probe.py``; a problem above
+``max_probe_f1``).
 A file's split is its stem (``train.jsonl`` -> ``train``); files with other stems count as their own split.
 """
 
@@ -25,6 +27,7 @@ class ValidationReport:
     near_dup_within: dict[str, int] = field(default_factory=dict)
     near_dup_rows_within: dict[str, int] = field(default_factory=dict)
     near_dup_across: int = 0
+    probe: object = None  # training.probe.ProbeResult when the surface probe ran
 
     @property
     def ok(self) -> bool:
@@ -52,6 +55,8 @@ class ValidationReport:
             lines.append(f"near-duplicates within {split}: {pairs} pair(s), {rows}/{n} rows "
                          f"({100 * rows / max(n, 1):.2f}%) have a near-twin")
         lines.append(f"near-duplicates across splits: {self.near_dup_across}")
+        if self.probe is not None:
+            lines.append(self.probe.render(6))
         lines.append(f"problems: {len(self.problems)}")
         return "\n".join(lines)
 
@@ -61,7 +66,8 @@ def _split_of(ex: Example) -> str:
 
 
 def validate_files(paths: Sequence[str | Path], fields: FieldMap | None = None, *, fmt: str | None = None,
-                   min_label_share: float = 0.0, max_near_dup_rate: float = 0.03) -> ValidationReport:
+                   min_label_share: float = 0.0, max_near_dup_rate: float = 0.03, probe: bool = False,
+                   max_probe_f1: float | None = 0.50) -> ValidationReport:
     fields = fields or FieldMap(strict=True)
     examples: list[Example] = []
     problems: list[Problem] = []
@@ -130,5 +136,24 @@ def validate_files(paths: Sequence[str | Path], fields: FieldMap | None = None, 
                 if c[lab] / total < min_label_share:
                     problems.append(Problem("(all files)", 0, f"label {lab} is {100 * c[lab] / total:.1f}% of {lang} "
                                                               f"rows, under the {100 * min_label_share:.0f}% minimum"))
+    if probe:
+        _surface_probe(report, examples, problems, max_probe_f1)
     report.problems = problems
     return report
+
+
+def _surface_probe(report: ValidationReport, examples: list[Example], problems: list[Problem],
+                   max_probe_f1: float | None) -> None:
+    """When the files include a train and a test split: fit the surface-cue probe on train, score it on test."""
+    from training.probe import run_probe
+
+    train = [ex for ex in examples if _split_of(ex) == "train"]
+    test = [ex for ex in examples if _split_of(ex) == "test"]
+    if not train or not test:
+        return
+    report.probe = res = run_probe(train, test, importance_repeats=2)
+    if max_probe_f1 is not None and res.f1_text > max_probe_f1:
+        top = ", ".join(name for name, _ in res.top_text[:3])
+        problems.append(Problem("(train -> test)", 0, f"surface probe predicts the label from style alone: macro-F1 "
+                                                      f"{res.f1_text:.2f} (text features) > {max_probe_f1:.2f} "
+                                                      f"(top cues: {top})"))
