@@ -115,9 +115,12 @@ def _prec_rec(flag: np.ndarray, pos: np.ndarray) -> tuple[float, float]:
 def operating_point(p_ext: np.ndarray, pos: np.ndarray, real: np.ndarray, *, precision: float, recall: float,
                     grid: np.ndarray) -> tuple[float, bool]:
     """The extremist threshold for a target: the highest-recall (lowest) threshold whose real-post precision and
-    all-row recall both meet their targets; where none does, the threshold closest to both (max of the smaller
-    ratio to target). Returns (threshold, target_met)."""
+    all-row recall both meet their targets. Where none does, the recall target is the floor ("while recall stays
+    >= r"): the highest threshold that still keeps it, i.e. the best precision the floor allows; where even the
+    floor cannot be met, the threshold closest to both targets (max of the smaller ratio to target).
+    Returns (threshold, target_met)."""
     best_t, best_score, recall_only_t = float(grid[0]), -1.0, None
+    floor_t = None
     for t in grid:
         flag = p_ext >= t
         p_real, _ = _prec_rec(flag[real], pos[real])
@@ -127,11 +130,15 @@ def operating_point(p_ext: np.ndarray, pos: np.ndarray, real: np.ndarray, *, pre
                 recall_only_t = float(t)
                 continue
             return float(t), True
+        if r_all >= recall:
+            floor_t = float(t)
         score = min(p_real / precision if precision else 1.0, r_all / recall if recall else 1.0)
         if score > best_score:
             best_t, best_score = float(t), score
     if recall_only_t is not None:
         return recall_only_t, True
+    if floor_t is not None:
+        return floor_t, False
     return best_t, False
 
 
@@ -149,7 +156,8 @@ def profile_metrics(probs: np.ndarray, y: np.ndarray, real: np.ndarray, threshol
             continue
         flag, yy = pred[mask] == e, y[mask]
         p, r = _prec_rec(flag, yy == e)
-        out[part] = {"n": int(mask.sum()), "extremist_precision": round(p, 4), "extremist_recall": round(r, 4),
+        out[part] = {"n": int(mask.sum()), "extremist_precision": round(float(p), 4),
+                     "extremist_recall": round(float(r), 4),
                      "neutral_flagged": round(float(flag[yy == n].mean()) if (yy == n).any() else 0.0, 4),
                      "counter_not_flagged": round(float(1 - flag[yy == c].mean()) if (yy == c).any() else 1.0, 4),
                      "macro_f1": round(float(f1_score(yy, pred[mask], labels=sorted(set(yy.tolist())),

@@ -251,3 +251,23 @@ def _replace_folder(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
+
+
+def refit_profiles(folder: str | Path, cfg: TrainConfig, *, log=print) -> ModelMeta:
+    """Re-choose temperature and threshold profiles of a trained folder on the config's dev files (no retraining):
+    what training does after export, for a changed dev set or a changed profile rule."""
+    folder = Path(folder)
+    fields = FieldMap.from_config(cfg.data)
+    dev = load_many(cfg.data.dev, fields, cfg.data.format)
+    texts = [normalize(ex.text) for ex in dev]
+    y = np.asarray([ex.label_id for ex in dev])
+    predictor = load_predictor(folder)
+    cal = calibrate_served(predictor, texts, y, cfg) if predictor.meta.kind == "transformer" else {
+        "temperature": predictor.meta.temperature, "calibration": predictor.meta.calibration}
+    probs = softmax(np.log(np.clip(served_probs(predictor, texts, 1.0), 1e-12, None)), cal["temperature"])
+    real = np.asarray([ex.extra.get("origin") == "real" for ex in dev], dtype=bool)
+    profiles, default = choose_profiles(probs, y, real)
+    for name, prof in profiles.items():
+        log(f"profile {name}: {prof['thresholds']}, band {prof['review_band']}, met {prof['metrics']['target_met_on_dev']}")
+    return update_meta(folder, temperature=cal["temperature"], calibration=cal["calibration"],
+                       thresholds=profiles[default]["thresholds"], profiles=profiles, default_profile=default)

@@ -63,3 +63,12 @@ def test_precision_is_measured_on_real_posts_only():
     for prof in b.values():
         if prof["metrics"]["target_met_on_dev"] and prof["description"].startswith("precision"):
             assert prof["metrics"]["real_dev"]["extremist_precision"] >= 0.8
+
+
+def test_unreachable_precision_keeps_the_recall_floor():
+    probs, y, real = _synthetic()
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 3)
+    t, met = operating_point(probs[:, 0], y == 0, real, precision=0.999, recall=0.85, grid=grid)
+    assert not met
+    recall = lambda th: ((probs[:, 0] >= th) & (y == 0)).sum() / (y == 0).sum()  # noqa: E731
+    assert recall(t) >= 0.85 and recall(round(t + 0.01, 3)) < 0.85  # the highest threshold that keeps the floor
