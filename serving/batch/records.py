@@ -162,6 +162,15 @@ class InputInfo:
     complete: bool = False    # columns are the whole header / schema
 
 
+def _check_columns(path: Path, columns: list[str], preds: list[str], text_field: str) -> None:
+    clash = [c for c in preds if c in columns]
+    if clash:
+        raise BatchError(_clash_message(path, clash))
+    if text_field not in columns:
+        raise BatchError(f"{path} has no {text_field!r} column (columns: {', '.join(columns)}); "
+                         "pass --text-field with the column that holds the text")
+
+
 def inspect_input(path: Path, fmt: str, text_field: str, split: str | None = None) -> InputInfo:
     """Refuse inputs that cannot be labelled as asked: prediction columns already there, no text column."""
     preds = prediction_columns()
@@ -171,12 +180,7 @@ def inspect_input(path: Path, fmt: str, text_field: str, split: str | None = Non
         except ValueError as exc:
             raise BatchError(str(exc)) from None
         columns = list(ds.column_names)
-        clash = [c for c in preds if c in columns]
-        if clash:
-            raise BatchError(_clash_message(path, clash))
-        if text_field not in columns:
-            raise BatchError(f"{path} has no {text_field!r} column (columns: {', '.join(columns)}); "
-                             "pass --text-field with the column that holds the text")
+        _check_columns(path, columns, preds, text_field)
         return InputInfo(columns)
     if fmt in ("csv", "parquet"):
         if fmt == "csv":
@@ -191,12 +195,7 @@ def inspect_input(path: Path, fmt: str, text_field: str, split: str | None = Non
             except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
                 raise BatchError(f"{path} is not a readable Parquet file ({exc})") from exc
             columns = list(schema.names)
-        clash = [c for c in preds if c in columns]
-        if clash:
-            raise BatchError(_clash_message(path, clash))
-        if text_field not in columns:
-            raise BatchError(f"{path} has no {text_field!r} column (columns: {', '.join(columns)}); "
-                             "pass --text-field with the column that holds the text")
+        _check_columns(path, columns, preds, text_field)
         if schema is not None:
             import pyarrow as pa
 
