@@ -347,6 +347,39 @@ def data_split(
         typer.echo(f"{name}: {len(rows)} rows -> {out / (name + '.jsonl')}")
 
 
+@data_app.command("audit")
+def data_audit(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Labelled files (default: data/labeled/train.jsonl)")]
+    = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Review file (JSONL, most suspect first)")]
+    = Path("label_audit.jsonl"),
+    top: Annotated[Optional[int], typer.Option(help="Write only the N most suspect rows (default: the rows "
+                                                    "marked as issues)")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Write every row, ranked")] = False,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds")] = 5,
+    seed: Annotated[int, typer.Option(help="Fold shuffle and model seed")] = 13,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Training config whose [linear] "
+                                                                          "section is used")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value")] = None,
+) -> None:
+    """Likely mislabelled rows (confident learning on cross-validated linear-baseline probabilities)."""
+    from training.config import load_config
+    from training.data import FieldMap, load_many
+    from training.label_audit import audit_examples, write_review
+
+    try:
+        cfg = load_config(config, overrides=set_ or [])
+        examples = load_many(paths or [Path("data/labeled/train.jsonl")], FieldMap(strict=False))
+        records, method = audit_examples(examples, cfg.linear, folds=folds, seed=seed)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    issues = sum(r["issue"] for r in records)
+    chosen = records if all_rows else records[:top] if top else [r for r in records if r["issue"]]
+    write_review(chosen, out)
+    typer.echo(f"{len(records)} rows audited ({method}); {issues} marked as likely mislabelled; "
+               f"wrote {len(chosen)} rows to {out}")
+
+
 feedback_app = typer.Typer(help="Moderator feedback from the review store (serving/review).", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
 
@@ -372,6 +405,107 @@ def feedback_export(
     if summary.without_text:
         typer.secho(f"left out {summary.without_text} decided posts whose text was not stored "
                     "(COUNTERPOINT_STORE_TEXTS was off when they were queued)", fg=typer.colors.YELLOW, err=True)
+
+
+@app.command()
+def compare(
+    champion: Annotated[Path, typer.Option("--champion", help="The model folder in service (e.g. models/default)")],
+    challenger: Annotated[Path, typer.Option("--challenger", help="The new model folder")],
+    eval_files: Annotated[Optional[list[Path]], typer.Option("--eval", help="Extra suite file(s) (repeatable); "
+                                                                            "data/labeled/test.jsonl and "
+                                                                            "test.real.jsonl are always used "
+                                                                            "when present")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where compare.json goes")] = Path("compare.json"),
+    only_eval: Annotated[bool, typer.Option("--only-eval", help="Use only the --eval files, not the test split")]
+    = False,
+    resamples: Annotated[int, typer.Option(help="Paired bootstrap resamples")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | linear")] = "auto",
+) -> None:
+    """Champion vs challenger on the same suites: per-slice figures, differences, bootstrap 95% intervals."""
+    from training.compare import compare_models, default_suites, render_table, write_result
+
+    try:
+        result = compare_models(champion, challenger, [*([] if only_eval else default_suites()), *(eval_files or [])],
+                                resamples=resamples, seed=seed, backend=backend)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    typer.echo(render_table(result))
+    typer.echo(f"wrote {write_result(result, out)}")
+
+
+_REGISTRY_OPT = typer.Option("--registry", help="Registry folder (versions + registry.json)")
+_SERVED_OPT = typer.Option("--served", help="The served link that `counterpoint serve` loads")
+
+
+@app.command()
+def promote(
+    challenger: Annotated[Path, typer.Option("--challenger", help="Model folder to promote")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (stored in the history; required with --force)")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Promote although a guarded slice got worse")] = False,
+    eval_files: Annotated[Optional[list[Path]], typer.Option("--eval", help="Extra suite file(s) (repeatable)")]
+    = None,
+    only_eval: Annotated[bool, typer.Option("--only-eval", help="Use only the --eval files, not the test split")]
+    = False,
+    guard: Annotated[Optional[list[str]], typer.Option("--guard", help="Guarded slice pattern (repeatable; default: "
+                                                                       "all, lang=*, counter_speech, origin=real)")]
+    = None,
+    tolerance: Annotated[float, typer.Option(help="Largest macro-F1 drop tolerated on a guarded slice")] = 0.02,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of the comparison")] = 1000,
+    registry: Annotated[Path, _REGISTRY_OPT] = Path("models/registry"),
+    served: Annotated[Path, _SERVED_OPT] = Path("models/default"),
+) -> None:
+    """Compare with the model in service and promote the challenger unless a guarded slice got worse."""
+    from training.compare import default_suites, render_table
+    from training.registry import DEFAULT_GUARDS, PromotionRefused, Registry, guarded_promote
+
+    reg = Registry(registry, served)
+    try:
+        entry, comparison, violations = guarded_promote(
+            reg, challenger, [*([] if only_eval else default_suites()), *(eval_files or [])], reason=reason,
+            force=force, guards=guard or DEFAULT_GUARDS, tolerance=tolerance, resamples=resamples)
+    except PromotionRefused as exc:
+        _fail(str(exc), code=1)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    if comparison is not None:
+        typer.echo(render_table(comparison))
+    if violations:
+        typer.secho("forced past: " + "; ".join(violations), fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"promoted {entry['model_name']} {entry['model_version']} as {entry['version']}; {served} -> "
+               f"{registry / entry['version']}")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option("--reason", help="Why (stored in the history)")] = "",
+    registry: Annotated[Path, _REGISTRY_OPT] = Path("models/registry"),
+    served: Annotated[Path, _SERVED_OPT] = Path("models/default"),
+) -> None:
+    """Serve the previously promoted model again."""
+    from training.registry import Registry
+
+    try:
+        entry = Registry(registry, served).rollback(reason=reason)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    typer.echo(f"rolled back to {entry['version']} ({entry['model_name']} {entry['model_version']})")
+
+
+models_app = typer.Typer(help="The model registry (models/registry).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    registry: Annotated[Path, _REGISTRY_OPT] = Path("models/registry"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print registry.json")] = False,
+) -> None:
+    """The promotion history; * marks the model in service."""
+    from training.registry import Registry, render_history
+
+    state = Registry(registry).read()
+    typer.echo(json.dumps(state, indent=2) if as_json else render_history(state))
 
 
 def main() -> None:  # console-script entry point
