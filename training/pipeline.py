@@ -136,22 +136,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
         write_meta(tmp, meta)
 
         predictor = load_predictor(tmp)
-        if cfg.model.kind == "transformer" and cfg.export.onnx:
-            cal = calibrate_served(predictor, norm["dev"], ys["dev"], cfg)
         real_dev = np.asarray([ex.extra.get("origin") == "real" for ex in splits["dev"]], dtype=bool)
-        profiles, default = {}, None
-        if cfg.calibration.thresholds:
-            probs_dev = softmax(np.log(np.clip(served_probs(predictor, norm["dev"], 1.0), 1e-12, None)),
-                                cal["temperature"])
-            profiles, default = choose_profiles(probs_dev, ys["dev"], real_dev)
-            cal["thresholds"] = profiles[default]["thresholds"]
-            for name, prof in profiles.items():
-                m = prof["metrics"]
-                log(f"profile {name}: thresholds {prof['thresholds']}, review band {prof['review_band']}, "
-                    f"target met on dev: {m['target_met_on_dev']}; "
-                    + "; ".join(f"{part} P {v['extremist_precision']:.3f} R {v['extremist_recall']:.3f} "
-                                f"neutral flagged {v['neutral_flagged']:.3f}" for part, v in m.items()
-                                if isinstance(v, dict)))
+        cal, profiles, default = fit_served_decisions(
+            predictor, norm["dev"], ys["dev"], real_dev, cfg,
+            fit_temperature=cfg.model.kind == "transformer" and cfg.export.onnx, fallback=cal, log=log)
         log(f"calibration: temperature {cal['temperature']:.3f}, thresholds {cal['thresholds']}, dev ECE "
             f"{cal['calibration'].get('ece_before', float('nan')):.3f} -> "
             f"{cal['calibration'].get('ece_after', float('nan')):.3f}")
@@ -195,17 +183,35 @@ def served_probs(predictor, texts: list[str], temperature: float) -> np.ndarray:
         predictor.meta = predictor.meta.model_copy(update={"temperature": saved})
 
 
-def calibrate_served(predictor, dev_texts: list[str], dev_y: np.ndarray, cfg: TrainConfig) -> dict:
-    """Temperature fitted on what the service computes: the int8 graph's scores of each text's deciding window.
+def fit_served_decisions(predictor, dev_texts: list[str], dev_y: np.ndarray, real_dev: np.ndarray,
+                         cfg: TrainConfig, *, fit_temperature: bool, fallback: dict | None = None,
+                         log=print) -> tuple[dict, dict, str | None]:
+    """Temperature and threshold profiles fitted on what the service computes: the served backend's scores of each
+    text's deciding window, scored once on dev. Returns (calibration, profiles, default profile name).
 
     At temperature 1 the served probabilities are a softmax of the deciding window's logits, so their logs are
     those logits up to a constant per text, which softmax ignores; the window chosen at T = 1 is kept for T.
+    ``fallback``: the calibration to keep when the temperature is not fitted here (the linear model's).
     """
-    p1 = served_probs(predictor, dev_texts, 1.0)
-    logits = np.log(np.clip(p1, 1e-12, None))
-    cal = calibrate(logits, dev_y, temperature=cfg.calibration.temperature, thresholds=False)
-    cal["calibration"]["fitted_on"] = f"dev, {predictor.backend} backend (as served)"
-    return cal
+    logits = np.log(np.clip(served_probs(predictor, dev_texts, 1.0), 1e-12, None))
+    if fit_temperature:
+        cal = calibrate(logits, dev_y, temperature=cfg.calibration.temperature, thresholds=False)
+        cal["calibration"]["fitted_on"] = f"dev, {predictor.backend} backend (as served)"
+    else:
+        cal = dict(fallback or {"temperature": predictor.meta.temperature, "thresholds": predictor.meta.thresholds,
+                                "calibration": predictor.meta.calibration})
+    profiles, default = {}, None
+    if cfg.calibration.thresholds:
+        profiles, default = choose_profiles(softmax(logits, cal["temperature"]), dev_y, real_dev)
+        cal["thresholds"] = profiles[default]["thresholds"]
+        for name, prof in profiles.items():
+            m = prof["metrics"]
+            log(f"profile {name}: thresholds {prof['thresholds']}, review band {prof['review_band']}, "
+                f"target met on dev: {m['target_met_on_dev']}; "
+                + "; ".join(f"{part} P {v['extremist_precision']:.3f} R {v['extremist_recall']:.3f} "
+                            f"neutral flagged {v['neutral_flagged']:.3f}" for part, v in m.items()
+                            if isinstance(v, dict)))
+    return cal, profiles, default
 
 
 def _brief(d: dict) -> dict:
@@ -257,17 +263,11 @@ def refit_profiles(folder: str | Path, cfg: TrainConfig, *, log=print) -> ModelM
     """Re-choose temperature and threshold profiles of a trained folder on the config's dev files (no retraining):
     what training does after export, for a changed dev set or a changed profile rule."""
     folder = Path(folder)
-    fields = FieldMap.from_config(cfg.data)
-    dev = load_many(cfg.data.dev, fields, cfg.data.format)
-    texts = [normalize(ex.text) for ex in dev]
-    y = np.asarray([ex.label_id for ex in dev])
+    dev = load_many(cfg.data.dev, FieldMap.from_config(cfg.data), cfg.data.format)
     predictor = load_predictor(folder)
-    cal = calibrate_served(predictor, texts, y, cfg) if predictor.meta.kind == "transformer" else {
-        "temperature": predictor.meta.temperature, "calibration": predictor.meta.calibration}
-    probs = softmax(np.log(np.clip(served_probs(predictor, texts, 1.0), 1e-12, None)), cal["temperature"])
     real = np.asarray([ex.extra.get("origin") == "real" for ex in dev], dtype=bool)
-    profiles, default = choose_profiles(probs, y, real)
-    for name, prof in profiles.items():
-        log(f"profile {name}: {prof['thresholds']}, band {prof['review_band']}, met {prof['metrics']['target_met_on_dev']}")
+    cal, profiles, default = fit_served_decisions(
+        predictor, [normalize(ex.text) for ex in dev], np.asarray([ex.label_id for ex in dev]), real, cfg,
+        fit_temperature=predictor.meta.kind == "transformer", log=log)
     return update_meta(folder, temperature=cal["temperature"], calibration=cal["calibration"],
-                       thresholds=profiles[default]["thresholds"], profiles=profiles, default_profile=default)
+                       thresholds=cal["thresholds"], profiles=profiles, default_profile=default)

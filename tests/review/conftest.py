@@ -57,21 +57,19 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'review.sqlite3'}"
         return
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(f"PostgreSQL store test skipped: {problem}. Start one (or set COUNTERPOINT_TEST_POSTGRES_URL).")
-    url, drop = _pg_schema_url()
-    try:
-        yield url
-    finally:
-        drop()
+    yield from _postgres_schema("PostgreSQL store test")
 
 
 @pytest.fixture
 def postgres_url():
+    yield from _postgres_schema("PostgreSQL test")
+
+
+def _postgres_schema(what: str):
+    """A fresh schema on the test PostgreSQL server for one test, dropped after it; skip (saying why) without one."""
     problem = postgres_problem()
     if problem:
-        pytest.skip(f"PostgreSQL test skipped: {problem}. Start one (or set COUNTERPOINT_TEST_POSTGRES_URL).")
+        pytest.skip(f"{what} skipped: {problem}. Start one (or set COUNTERPOINT_TEST_POSTGRES_URL).")
     url, drop = _pg_schema_url()
     try:
         yield url
