@@ -47,6 +47,11 @@ class ModelMeta(BaseModel):
     window_stride: int | None = None
     #: How a long text's window probabilities become one (serving.predictor.aggregate_windows).
     window_aggregation: Literal["max", "noisy_or", "topk_mean"] = "max"
+    #: Sub-type head (issue 15): {label: [sub-type names]}; the graph's outputs after the label logits, in
+    #: ``serving.labels.subtype_names`` order. None: no head.
+    subtypes: dict[str, list[str]] | None = None
+    #: Whether the model was trained on (parent, reply) pairs and so reads an optional parent post per text.
+    context: bool = False
     temperature: float = 1.0
     thresholds: dict[str, float] = Field(default_factory=dict)
     #: Named operating points (serving/profiles.py): {name: {thresholds, review_band, description, metrics}}.
@@ -87,7 +92,9 @@ class ModelMeta(BaseModel):
                 "window_stride": self.window_stride, "normaliser_version": self.normaliser_version,
                 "onnx": {k: self.onnx.get(k) for k in ("fp32", "int8")},
                 # Only when not the default, so folders made before the field keep their identity.
-                **({"window_aggregation": self.window_aggregation} if self.window_aggregation != "max" else {})}
+                **({"window_aggregation": self.window_aggregation} if self.window_aggregation != "max" else {}),
+                **({"subtypes": self.subtypes} if self.subtypes else {}),
+                **({"context": True} if self.context else {})}
 
     def sha256(self) -> str:
         """One digest for the whole model: every checked file's hash plus the decision settings of the meta, so a

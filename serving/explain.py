@@ -79,17 +79,21 @@ def _without(text: str, start: int, end: int) -> str:
     return text[:start] + " " + text[end:]
 
 
-def _drops(predictor, jobs: list[tuple[str, list[tuple[int, int]]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _drops(predictor, jobs: list[tuple[str, list[tuple[int, int]]]], contexts: Sequence[str | None] | None = None
+           ) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each (text, units): log-odds of the explained labels for the full text, and their drop without each
-    unit. One model call."""
+    unit. One model call. ``contexts``: a parent post per job (the reply's words are occluded, never the parent's)."""
     variants: list[str] = []
-    for text, units in jobs:
+    parents: list[str | None] = []
+    for k, (text, units) in enumerate(jobs):
         variants.append(text)
         variants.extend(_without(text, s, e) for s, e in units)
+        parents.extend([contexts[k] if contexts else None] * (1 + len(units)))
     if not variants:
         return []
     # One call for every variant of every text: the predictor sorts by length and batches them.
-    probs = predictor.predict_proba(variants)[:, [L.LABEL2ID[name] for name in EXPLAINED]]
+    probs = (predictor.predict_proba(variants, contexts=parents) if any(parents) else
+             predictor.predict_proba(variants))[:, [L.LABEL2ID[name] for name in EXPLAINED]]
     # Log-odds, not probability: a confident post (p = 0.9999) still ranks its words instead of all dropping ~0.
     probs = np.clip(probs, 1e-7, 1 - 1e-7)
     probs = np.log(probs) - np.log1p(-probs)
@@ -102,7 +106,7 @@ def _drops(predictor, jobs: list[tuple[str, list[tuple[int, int]]]]) -> list[tup
 
 
 def explain(predictor, texts: Sequence[str], *, top_k: int = 8, min_weight: float = 0.05, max_words: int = 16,
-            group: int = 4, refine: int = 3) -> list[list[Span]]:
+            group: int = 4, refine: int = 3, contexts: Sequence[str | None] | None = None) -> list[list[Span]]:
     """Evidence spans per text, strongest first: at most ``top_k`` words whose deletion lowers the log-odds of a
     label by at least ``min_weight``, where label is extremist or counter_narrative (whichever the word supports
     more); ``weight`` is that drop.
@@ -113,8 +117,9 @@ def explain(predictor, texts: Sequence[str], *, top_k: int = 8, min_weight: floa
     words = [word_spans(t) for t in texts]
     coarse = [len(w) > max_words for w in words]
     groups = [_groups(w, max(group, -(-len(w) // 32))) if c else [] for w, c in zip(words, coarse)]
+    contexts = list(contexts) if contexts is not None else [None] * len(texts)
     first = _drops(predictor, [(t, [_cover(g) for g in gs] if c else w)
-                               for t, w, c, gs in zip(texts, words, coarse, groups)])
+                               for t, w, c, gs in zip(texts, words, coarse, groups)], contexts)
     fine_units: list[list[tuple[int, int]]] = []
     for (base, drops), w, c, gs in zip(first, words, coarse, groups):
         if not c:
@@ -125,7 +130,8 @@ def explain(predictor, texts: Sequence[str], *, top_k: int = 8, min_weight: floa
         fine = [span for i in chosen for span in gs[i]]
         size = max(1, -(-len(fine) // 24))  # very long posts: refine in runs again, 24 variants at most
         fine_units.append(fine if size == 1 else [_cover(g) for g in _groups(fine, size)])
-    second = _drops(predictor, [(t, u) for t, u, c in zip(texts, fine_units, coarse) if c])
+    second = _drops(predictor, [(t, u) for t, u, c in zip(texts, fine_units, coarse) if c],
+                    [p for p, c in zip(contexts, coarse) if c])
     it = iter(second)
     out: list[list[Span]] = []
     for text, units, c, (base, drops) in zip(texts, fine_units, coarse, first):
@@ -154,14 +160,16 @@ def occlusion_drops(predictor, text: str, remove: Sequence[tuple[int, int]]) -> 
 _one_at_a_time = threading.Lock()
 
 
-def _explain_locked(predictor, texts: list[str]) -> list[list[Span]]:
+def _explain_locked(predictor, texts: list[str], contexts: list[str | None] | None = None) -> list[list[Span]]:
     with _one_at_a_time:  # each request is already a full batch of variants: running two at once gains nothing
-        return explain(predictor, texts)
+        return explain(predictor, texts, contexts=contexts)
 
 
-async def explain_async(predictor, texts: Sequence[str]) -> list[list[dict]]:
+async def explain_async(predictor, texts: Sequence[str], contexts: Sequence[str | None] | None = None
+                        ) -> list[list[dict]]:
     """``explain`` off the event loop, one request at a time."""
     import anyio
 
-    spans = await anyio.to_thread.run_sync(_explain_locked, predictor, list(texts))
+    spans = await anyio.to_thread.run_sync(_explain_locked, predictor, list(texts),
+                                           list(contexts) if contexts is not None else None)
     return [[s.to_dict() for s in row] for row in spans]

@@ -47,3 +47,33 @@ def schema() -> dict:
     """The schema as stored in ``model_meta.json`` and served by ``/v1/info``."""
     return {"version": SCHEMA_VERSION, "labels": list(LABELS), "descriptions": DESCRIPTIONS,
             "flag_label": FLAG_LABEL, "fallback_label": FALLBACK_LABEL}
+
+
+# --- rhetoric sub-types (issue 15; GUIDELINES.md §12) -------------------------------------------------------------
+#: A stable taxonomy per label. A model trained with a sub-type head outputs, after the three label logits, one logit
+#: per name in ``subtype_names()`` order; the sub-type served is the best one *of the decided label*.
+SUBTYPES: dict[str, tuple[str, ...]] = {
+    EXTREMIST: ("recruitment", "glorification", "incitement", "dehumanisation", "justification", "derogation"),
+    COUNTER_NARRATIVE: ("rebuttal", "religious_counter_argument", "survivor_voice", "debunking",
+                        "alternative_narrative", "community_cohesion", "exit_story"),
+    NEUTRAL: ("news_report", "policy_analysis", "political_grievance", "religious_content", "identity_mention",
+              "everyday", "nonviolent_violence_words", "personal_abuse"),
+}
+
+#: Corpus ``kind`` values whose sub-type has another name; every other kind that is a sub-type name maps to itself.
+KIND_TO_SUBTYPE: dict[str, str] = {"quotes_extremist": "rebuttal", "religious_rebuttal": "religious_counter_argument",
+                                   "not_language": "everyday"}
+
+
+def subtype_names(taxonomy: dict[str, list[str] | tuple[str, ...]] | None = None) -> list[str]:
+    """The sub-type output order: each label's sub-types, labels in schema order."""
+    taxonomy = taxonomy or SUBTYPES
+    return [name for label in LABELS for name in taxonomy.get(label, ())]
+
+
+def subtype_of(label: str, kind: str | None) -> str | None:
+    """The sub-type a corpus row teaches, or None where its kind is not a sub-type of its label (not trained)."""
+    if not kind:
+        return None
+    name = KIND_TO_SUBTYPE.get(kind, kind)
+    return name if name in SUBTYPES.get(label, ()) else None

@@ -14,6 +14,14 @@ Long texts (transformers): the token sequence is split into overlapping windows 
 one with the highest extremist probability, so a call to violence buried in a long post is not averaged away),
 ``noisy_or`` or ``topk_mean``. ``compare_aggregations`` in ``training/long_text.py`` measures them.
 
+Reply context (issue 15): a folder whose meta says ``context: true`` reads an optional parent post per text. The
+window is ``[CLS] parent [SEP] reply [SEP]``: the reply keeps the tokens it needs and the parent gets the rest (at
+least ``CONTEXT_MIN_TOKENS`` when the reply is long; the parent's first tokens are kept), so the parent is truncated
+first. A text without a parent is encoded exactly as by a model without context.
+
+Sub-types (issue 15): a folder whose meta has ``subtypes`` has a graph with one more output column per sub-type after
+the three label columns; a text's sub-type is the best sub-type of its decided label, read from its deciding window.
+
 Int8 note: dynamic quantisation picks activation scales per batch, so a text's scores can move slightly (about
 1e-3) with its batch mates; fp32 and torch do not have this property.
 """
@@ -24,9 +32,9 @@ import json
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -62,6 +70,55 @@ def stop_when(check):
 def _should_stop() -> bool:
     check = getattr(_stop, "check", None)
     return bool(check is not None and check())
+
+
+class Reply(NamedTuple):
+    """A text with its parent post, as queued by the service."""
+
+    text: str
+    context: str | None
+
+
+class ContextNotSupported(ValueError):
+    """Parent posts were given to a model that was not trained to read them."""
+
+
+#: Tokens a parent post keeps at least when the reply is long (the reply is then read in shorter windows).
+CONTEXT_MIN_TOKENS = 32
+
+
+def context_tokens(n_context: int, n_text: int, span: int) -> int:
+    """How many of a parent's ``n_context`` tokens go in front of a reply of ``n_text`` tokens, in a window of
+    ``span`` tokens without the [CLS] and final [SEP] (one more [SEP] separates parent and reply)."""
+    if n_context <= 0:
+        return 0
+    room = span - 1 - n_text
+    return max(0, min(n_context, max(room, min(CONTEXT_MIN_TOKENS, span // 2))))
+
+
+def encode_first_window(ids: Sequence[int], context_ids: Sequence[int] | None, max_length: int, cls_id: int,
+                        sep_id: int) -> list[int]:
+    """The first window of a text (with its parent's tokens, when it has one): what training reads."""
+    span = max_length - 2
+    if not context_ids:
+        return [cls_id, *ids[:span], sep_id]
+    c = context_tokens(len(context_ids), len(ids), span)
+    return [cls_id, *context_ids[:c], sep_id, *ids[:span - 1 - c], sep_id]
+
+
+def subtype_choice(sub_logits: np.ndarray | None, label: str, taxonomy: dict | None) -> dict | None:
+    """``{"name", "score"}``: the best sub-type of ``label`` (softmax over that label's sub-types only)."""
+    if sub_logits is None or not taxonomy:
+        return None
+    names = L.subtype_names(taxonomy)
+    own = [i for i, name in enumerate(names) if name in taxonomy.get(label, ())]
+    if not own:
+        return None
+    p = softmax(np.asarray(sub_logits, dtype=np.float64)[own])
+    best = int(p.argmax())
+    return {"name": names[own[best]], "score": round(float(p[best]), 6)}
+
+
 AGGREGATIONS = ("max", "noisy_or", "topk_mean")
 #: Windows averaged by ``topk_mean``.
 TOPK = 2
@@ -109,17 +166,28 @@ class Prediction:
     flagged: bool
     language: str
     review: bool = False
+    #: ``{"name", "score"}`` from a sub-type head (None without one).
+    subtype: dict | None = None
+    #: The deciding window's sub-type logits, to re-choose the sub-type when a profile changes the label.
+    subtype_logits: tuple | None = field(default=None, repr=False, compare=False)
+    taxonomy: dict | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "scores": self.scores, "flagged": self.flagged, "language": self.language,
-                "review": self.review}
+        out = {"label": self.label, "scores": self.scores, "flagged": self.flagged, "language": self.language,
+               "review": self.review}
+        if self.subtype is not None:
+            out["subtype"] = self.subtype
+        return out
 
     def under(self, profile: Profile) -> "Prediction":
         """The same scores judged under another profile's thresholds and review band."""
         probs = np.asarray([[self.scores[name] for name in L.LABELS]])
         label = L.ID2LABEL[int(decide(probs, profile.thresholds)[0])]
         review = bool(profile.review(probs[:, L.LABEL2ID[L.EXTREMIST]])[0])
-        return Prediction(label, self.scores, label == L.FLAG_LABEL, self.language, review)
+        sub = self.subtype if label == self.label else subtype_choice(
+            None if self.subtype_logits is None else np.asarray(self.subtype_logits), label, self.taxonomy)
+        return Prediction(label, self.scores, label == L.FLAG_LABEL, self.language, review, sub,
+                          self.subtype_logits, self.taxonomy)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -152,9 +220,11 @@ class Predictor(Protocol):
     folder: Path
     backend: str
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+    def predict(self, texts: Sequence[str], profile=None, contexts: Sequence[str | None] | None = None
+                ) -> list[Prediction]: ...
 
-    def predict_proba(self, texts: Sequence[str], *, normalized: bool = False) -> np.ndarray: ...
+    def predict_proba(self, texts: Sequence[str], *, normalized: bool = False,
+                      contexts: Sequence[str | None] | None = None) -> np.ndarray: ...
 
 
 class _Base:
@@ -174,27 +244,56 @@ class _Base:
         token)."""
         return [(1, len(t) // 4 + 2) for t in texts]
 
-    def predict_proba(self, texts: Sequence[str], *, normalized: bool = False) -> np.ndarray:
+    def _contexts(self, contexts: Sequence[str | None] | None, n: int, normalized: bool) -> list[str | None] | None:
+        """Normalised parents aligned with the texts, or None when no text has one."""
+        if contexts is None:
+            return None
+        contexts = list(contexts)
+        if len(contexts) != n:
+            raise ValueError(f"{len(contexts)} contexts for {n} texts; give one per text (null where none)")
+        if all(c is None or not str(c).strip() for c in contexts):
+            return None
+        if not self.meta.context:
+            raise ContextNotSupported(
+                f"model {self.meta.name} {self.meta.version} was not trained to read parent posts (contexts); send "
+                "the texts without contexts, or use a model trained on (parent, reply) pairs")
+        return [None if c is None or not str(c).strip() else (c if normalized else normalize(c)) for c in contexts]
+
+    def scores(self, texts: Sequence[str], *, normalized: bool = False,
+               contexts: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated label probabilities and, with a sub-type head, each text's deciding-window sub-type logits."""
         texts = list(texts) if normalized else [normalize(t) for t in texts]
+        ctx = self._contexts(contexts, len(texts), normalized)
         if not texts:
-            return np.zeros((0, len(L.LABELS)))
-        return self._aggregate(texts)
+            return np.zeros((0, len(L.LABELS))), None
+        return self._aggregate(texts, ctx)
 
-    def _aggregate(self, texts: list[str]) -> np.ndarray:
-        return softmax(self._logits(texts), self.meta.temperature)
+    def predict_proba(self, texts: Sequence[str], *, normalized: bool = False,
+                      contexts: Sequence[str | None] | None = None) -> np.ndarray:
+        return self.scores(texts, normalized=normalized, contexts=contexts)[0]
 
-    def predict(self, texts: Sequence[str], profile: str | Profile | None = None) -> list[Prediction]:
-        """Labels under ``profile`` (a name, a ``Profile``, or ``None`` for the folder's default profile)."""
+    def _aggregate(self, texts: list[str], contexts: list[str | None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        return softmax(self._logits(texts), self.meta.temperature), None
+
+    def predict(self, texts: Sequence[str], profile: str | Profile | None = None,
+                contexts: Sequence[str | None] | None = None) -> list[Prediction]:
+        """Labels under ``profile`` (a name, a ``Profile``, or ``None`` for the folder's default profile);
+        ``contexts``: an optional parent post per text (None where a text has none)."""
         prof = profile if isinstance(profile, Profile) else resolve_profile(self.meta, profile)
         norm = [normalize(t) for t in texts]
-        probs = self.predict_proba(norm, normalized=True)
+        probs, subs = self.scores(norm, normalized=True, contexts=contexts)
         ids = decide(probs, prof.thresholds)
         review = prof.review(probs[:, L.LABEL2ID[L.EXTREMIST]]) if len(norm) else []
+        taxonomy = self.meta.subtypes
         out = []
-        for text, p, i, r in zip(norm, probs, ids, review):
+        for k, (text, p, i, r) in enumerate(zip(norm, probs, ids, review)):
             label = L.ID2LABEL[int(i)]
             scores = {name: round(float(p[j]), 6) for j, name in enumerate(L.LABELS)}
-            out.append(Prediction(label, scores, label == L.FLAG_LABEL, detect_language(text), bool(r)))
+            sub = None if subs is None else subs[k]
+            out.append(Prediction(label, scores, label == L.FLAG_LABEL, detect_language(text), bool(r),
+                                  subtype_choice(sub, label, taxonomy),
+                                  None if sub is None else tuple(float(v) for v in sub), taxonomy))
         return out
 
 
@@ -235,38 +334,59 @@ class _TransformerBase(_Base):
         self.stride = int(meta.window_stride or max(1, self.max_length - 2 - 32))
         self.batch_size = batch_size
 
-    def _starts(self, n_tokens: int) -> list[int]:
-        """Start offsets of the windows over ``n_tokens`` tokens (without special tokens)."""
-        span = self.max_length - 2
+    def _starts(self, n_tokens: int, span: int | None = None) -> list[int]:
+        """Start offsets of the windows over ``n_tokens`` tokens (without special tokens); ``span``: text tokens a
+        window holds (shorter when a parent post shares the window)."""
+        full = self.max_length - 2
+        span = span or full
+        stride = min(self.stride, span) if span < full else self.stride
         if n_tokens <= span:
             return [0]
         starts = []
-        for s in range(0, n_tokens - span + self.stride, self.stride):
+        for s in range(0, n_tokens - span + stride, stride):
             starts.append(s)
             if s + span >= n_tokens:
                 break
         return starts
 
-    def windows(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
-        """Token-id windows (with special tokens) and, for each window, the index of its text."""
+    def _context_ids(self, contexts: Sequence[str | None] | None, n: int) -> list[list[int]]:
+        if not contexts:
+            return [[] for _ in range(n)]
+        encoded = self.tokenizer.encode_batch([c or "" for c in contexts], add_special_tokens=False)
+        return [e.ids if c else [] for c, e in zip(contexts, encoded)]
+
+    def _text_windows(self, ids: list[int], ctx: list[int]) -> list[list[int]]:
         span = self.max_length - 2
+        if not ctx:
+            return [[self.cls_id, *ids[s:s + span], self.sep_id] for s in self._starts(len(ids))]
+        c = context_tokens(len(ctx), len(ids), span)
+        prefix = [self.cls_id, *ctx[:c], self.sep_id]
+        own = span - 1 - c
+        return [[*prefix, *ids[s:s + own], self.sep_id] for s in self._starts(len(ids), own)]
+
+    def windows(self, texts: list[str], contexts: Sequence[str | None] | None = None
+                ) -> tuple[list[list[int]], list[int]]:
+        """Token-id windows (with special tokens; a parent's tokens first where a text has one) and, for each
+        window, the index of its text."""
         all_windows, owner = [], []
-        for i, enc in enumerate(self.tokenizer.encode_batch(texts, add_special_tokens=False)):
-            ids = enc.ids
-            for s in self._starts(len(ids)):
-                all_windows.append([self.cls_id, *ids[s:s + span], self.sep_id])
+        encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        for i, (enc, ctx) in enumerate(zip(encoded, self._context_ids(contexts, len(texts)))):
+            for window in self._text_windows(enc.ids, ctx):
+                all_windows.append(window)
                 owner.append(i)
         return all_windows, owner
 
-    def window_costs(self, texts: Sequence[str]) -> list[tuple[int, int]]:
+    def window_costs(self, texts: Sequence[str], contexts: Sequence[str | None] | None = None
+                     ) -> list[tuple[int, int]]:
         """``(windows, tokens)`` per text as the model will see it (normalised; tokens summed over the windows,
-        special tokens and overlaps included): what a text costs, known before the model runs."""
-        span = self.max_length - 2
+        special tokens, parent tokens and overlaps included): what a text costs, known before the model runs."""
+        norm = [normalize(t) for t in texts]
+        ctx = [None if c is None else normalize(c) for c in contexts] if contexts else None
         out = []
-        for enc in self.tokenizer.encode_batch([normalize(t) for t in texts], add_special_tokens=False):
-            n = len(enc.ids)
-            starts = self._starts(n)
-            out.append((len(starts), sum(min(span, n - s) + 2 for s in starts)))
+        encoded = self.tokenizer.encode_batch(norm, add_special_tokens=False)
+        for enc, cids in zip(encoded, self._context_ids(ctx, len(norm))):
+            windows = self._text_windows(enc.ids, cids)
+            out.append((len(windows), sum(len(w) for w in windows)))
         return out
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -277,7 +397,7 @@ class _TransformerBase(_Base):
 
     def _window_logits(self, windows: list[list[int]]) -> np.ndarray:
         order = sorted(range(len(windows)), key=lambda k: len(windows[k]))  # sort by token count: little padding
-        logits = np.zeros((len(windows), len(L.LABELS)), dtype=np.float64)
+        logits = None
         for start in range(0, len(order), self.batch_size):
             if _should_stop():
                 raise Abandoned(f"model call abandoned after {start} of {len(order)} windows: no one is waiting")
@@ -288,17 +408,38 @@ class _TransformerBase(_Base):
             for row, k in enumerate(chunk):
                 ids[row, :len(windows[k])] = windows[k]
                 mask[row, :len(windows[k])] = 1
-            logits[chunk] = self._run(ids, mask)
-        return logits
+            out = self._run(ids, mask)
+            if logits is None:  # label logits, then (with a sub-type head) the sub-type logits
+                logits = np.zeros((len(windows), out.shape[1]), dtype=np.float64)
+            logits[chunk] = out
+        return logits if logits is not None else np.zeros((0, len(L.LABELS)))
 
-    def window_probs(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+    def _window_outputs(self, texts: list[str], contexts: Sequence[str | None] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+        windows, owner = self.windows(texts, contexts)
+        raw = self._window_logits(windows)
+        n = len(L.LABELS)
+        subs = raw[:, n:] if self.meta.subtypes and raw.shape[1] > n else None
+        return softmax(raw[:, :n], self.meta.temperature), subs, owner
+
+    def window_probs(self, texts: list[str], contexts: Sequence[str | None] | None = None
+                     ) -> tuple[np.ndarray, list[int]]:
         """Calibrated probabilities of every window of the (normalised) texts, and each window's text index."""
-        windows, owner = self.windows(texts)
-        return softmax(self._window_logits(windows), self.meta.temperature), owner
+        probs, _, owner = self._window_outputs(texts, contexts)
+        return probs, owner
 
-    def _aggregate(self, texts: list[str]) -> np.ndarray:
-        probs, owner = self.window_probs(texts)
-        return aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation)
+    def _aggregate(self, texts: list[str], contexts: list[str | None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        probs, subs, owner = self._window_outputs(texts, contexts)
+        agg = aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation)
+        if subs is None:
+            return agg, None
+        if len(owner) == len(texts):
+            return agg, subs
+        # the sub-type of the deciding window: the one with the highest p(extremist)
+        owner_arr, e = np.asarray(owner), L.LABEL2ID[L.EXTREMIST]
+        rows = [np.flatnonzero(owner_arr == i) for i in range(len(texts))]
+        return agg, np.stack([subs[r[probs[r, e].argmax()]] for r in rows])
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError("transformer backends aggregate windows in _aggregate")
@@ -313,10 +454,11 @@ class OnnxPredictor(_TransformerBase):
         key = "int8" if quantized else "fp32"
         name = meta.onnx.get(key)
         if not name:
-            why = meta.onnx.get("int8_note") if key == "int8" else None
+            why = meta.onnx.get("int8_note" if key == "int8" else "fp32_note")
+            other = "onnx, torch" if key == "int8" else "onnx-int8, torch"
             raise ModelFolderError(
                 f"{self.folder} has no {key} ONNX graph{f' ({why})' if why else ''}; export it with "
-                f"`counterpoint export --model {self.folder}` or choose another --backend (onnx, torch).")
+                f"`counterpoint export --model {self.folder}` or choose another --backend ({other}).")
         path = inside_folder(self.folder, name, what=f"onnx.{key}")
         if not path.is_file():
             raise ModelFolderError(

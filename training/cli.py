@@ -95,6 +95,10 @@ def evaluate(
                                                                 "neutral posts, an extremist sentence buried in "
                                                                 "neutral text) and compare the window aggregations "
                                                                 "on it: OUT/long_text.json")] = False,
+    context_field: Annotated[Optional[str], typer.Option(
+        "--context-field", help="Column holding each row's parent post: the model reads it (a model trained on "
+                                "replies with parents), and the rows with one are also scored without it to show "
+                                "what context changes")] = None,
 ) -> None:
     """Evaluate a model folder on labelled files: metrics.json + report.md + plots."""
     from serving.predictor import load_predictor
@@ -107,7 +111,7 @@ def evaluate(
         predictor = load_predictor(model, backend)
         profile = resolve(predictor.meta, profile).name
         result = evaluate_files(predictor, data, out, FieldMap(text=text_field, label=label_field, strict=False),
-                                plots=not no_plots, profile=profile)
+                                plots=not no_plots, profile=profile, context_field=context_field)
     except _user_errors() as exc:
         _fail(str(exc))
     from training.evaluate import _user_line
@@ -116,6 +120,13 @@ def evaluate(
         langs = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in d["per_lang"].items())
         typer.echo(f"{name}: n={d['n']} macro-F1={d['macro_f1']:.3f} accuracy={d['accuracy']:.3f} ({langs}); "
                    + _user_line(d["user"]))
+        if d.get("subtypes", {}).get("n"):
+            typer.echo(f"  sub-types: accuracy {d['subtypes']['accuracy']:.3f} on {d['subtypes']['n']} rows")
+        for part, v in d.get("context", {}).items():
+            if isinstance(v, dict) and v.get("n") and part in ("all", "ambiguous_alone"):
+                typer.echo(f"  context ({part}, n={v['n']}): accuracy {v['accuracy_with_context']:.3f} with the parent,"
+                           f" {v['accuracy_without_context']:.3f} without; {v['flips_right']} flips right, "
+                           f"{v['flips_wrong']} wrong")
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
     if long_text:
         from training.data import load_many
@@ -222,6 +233,45 @@ def export(
         typer.secho(f"warning: no int8 graph: {entry.get('int8_note')}", fg=typer.colors.YELLOW, err=True)
 
 
+@app.command("prune-vocab")
+def prune_vocab(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Trained transformer folder (sentencepiece Unigram "
+                                                              "tokenizer, e.g. e5-small)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New model folder to write")],
+    keep: Annotated[Path, typer.Option("--keep", help="Pieces to keep, one per line")] = Path(
+        "data/vocab/keep_pieces.txt"),
+    check_data: Annotated[Optional[list[Path]], typer.Option(
+        "--check-data", help="Labelled file(s) to check the int8 export and the agreement with the original on "
+                             "(default: data/labeled/dev.jsonl + dev.real.jsonl)")] = None,
+) -> None:
+    """Write a smaller copy of a model folder whose vocabulary keeps only special tokens, single characters and the
+    keep list's pieces; texts made only of kept pieces score exactly as before."""
+    from training.prune_vocab import DEFAULT_CHECK, prune_folder, read_keep_list
+
+    paths = list(check_data or [p for p in DEFAULT_CHECK if p.is_file()])
+    try:
+        report = prune_folder(model, out, read_keep_list(keep), check_files=paths,
+                              log=lambda m: typer.echo(m, err=True))
+    except _user_errors() as exc:
+        _fail(str(exc))
+    except ImportError as exc:
+        _missing_extra(exc, "`counterpoint prune-vocab`")
+    mb = 1024 * 1024
+    chk = report["check"]
+    typer.echo(f"folder size: {report['folder_bytes_before'] / mb:.1f} MB -> {report['folder_bytes_after'] / mb:.1f} MB "
+               f"({report['pieces_before']} -> {report['pieces_after']} pieces) in {out}")
+    typer.echo(f"checked on {chk['n']} texts ({', '.join(str(p) for p in paths) or 'none'}): tokens unchanged "
+               f"{chk['tokens_unchanged']:.4f}, argmax agreement {chk['argmax_agreement']:.4f} "
+               f"({chk['argmax_agreement_tokens_unchanged']:.4f} where tokens unchanged), label agreement "
+               f"{chk['label_agreement']:.4f} ({chk['backends'][0]} vs {chk['backends'][1]})")
+    if "same_backend" in chk:
+        same = chk["same_backend"]
+        typer.echo(f"  both on {same['backend']}: argmax agreement {same['argmax_agreement']:.4f}, label agreement "
+                   f"{same['label_agreement']:.4f}, max |prob diff| {same['max_abs_prob_diff']:.2e}")
+    if report["onnx"].get("int8") is None and report["onnx"]:
+        typer.secho(f"warning: no int8 graph: {report['onnx'].get('int8_note')}", fg=typer.colors.YELLOW, err=True)
+
+
 @app.command()
 def label(
     input: Annotated[Path, typer.Argument(help="Input file: .jsonl, .csv or .parquet")],
@@ -241,16 +291,19 @@ def label(
     max_chars: Annotated[int, typer.Option(help="Longest text labelled, in characters; a longer one is a row "
                                                 "error")] = 100_000,
     split: Annotated[Optional[str], typer.Option(help="Split of a `datasets` folder that holds several")] = None,
+    context_field: Annotated[Optional[str], typer.Option(
+        "--context-field", help="Column holding each row's parent post (the post it replies to), for a model that "
+                                "reads context; null or missing: none")] = None,
 ) -> None:
-    """Label a file: each output row is the input row plus pred_label, score_<label>, flagged, model_version and
-    review (the score is in the profile's review band)."""
+    """Label a file: each output row is the input row plus pred_label, score_<label>, flagged, model_version,
+    review (the score is in the profile's review band) and pred_subtype (empty without a sub-type head)."""
     from serving.batch import BatchError, run_label_job
 
     try:
         summary = run_label_job(input, output, model=model, text_field=text_field, id_field=id_field, engine=engine,
                                 fmt=format, resume=resume, backend=backend, batch_size=batch_size,
                                 ray_address=ray_address, progress=not quiet, profile=profile, max_chars=max_chars,
-                                split=split)
+                                split=split, context_field=context_field)
     except (BatchError, *_user_errors()) as exc:
         _fail(str(exc))
     typer.echo(summary.render() if hasattr(summary, "render") else str(summary))

@@ -34,6 +34,9 @@ class ModelSection(_Section):
     window_stride: int = Field(96, ge=1)
     #: How window probabilities of a long text combine: max, noisy_or or topk_mean (serving/predictor.py).
     window_aggregation: Literal["max", "noisy_or", "topk_mean"] = "max"
+    #: A keep list of sentencepiece pieces (data/vocab/keep_pieces.txt): fine-tune from a copy of the base whose
+    #: vocabulary holds only those pieces (plus specials and single characters). "" = the full vocabulary.
+    vocab_keep: str = ""
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "ModelSection":
@@ -60,6 +63,11 @@ class DataSection(_Section):
     #: Map label values of the user's data onto schema labels, e.g. {hate = "extremist", none = "neutral"}.
     label_map: dict[str, str] = Field(default_factory=dict)
     format: Literal["jsonl", "csv", "parquet", "datasets"] | None = None
+    #: Field holding a row's parent post (reply context, issue 15); "" ignores parents. A model trained on rows
+    #: with parents reads an optional parent per text (``contexts`` in the API, ``--context-field`` in batch jobs).
+    context_field: str = "context"
+    #: Field with a reply's label read without its parent (used when context dropout drops the parent).
+    alone_label_field: str = "alone_label"
 
 
 class TrainSection(_Section):
@@ -81,6 +89,11 @@ class TrainSection(_Section):
     #: faster, and the multilingual lower layers keep what pretraining taught them.
     freeze_layers: int = Field(4, ge=0)
     threads: int = Field(0, ge=0)
+    #: Share of the training rows with a parent that are read without it (then labelled with their
+    #: ``alone_label`` where the row has one), so the model also judges replies sent alone.
+    context_dropout: float = Field(0.3, ge=0, le=1)
+    #: Train the sub-type head (transformers): weight of the sub-type loss next to the label loss; 0 = no head.
+    subtype_weight: float = Field(0.0, ge=0)
 
 
 class LinearSection(_Section):
@@ -108,6 +121,9 @@ class ExportSection(_Section):
     quantize: bool = True
     #: Export a fused-attention graph (ONNX Runtime's BERT optimiser) before quantising.
     fuse: bool = True
+    #: Also ship the fp32 ONNX graph when the int8 graph passed its agreement check (it is then only a fallback,
+    #: and for e5-small a third copy of the 250k-row embedding matrix). Without int8 the fp32 graph always ships.
+    keep_fp32_onnx: bool = False
 
 
 class OutputSection(_Section):

@@ -185,6 +185,19 @@ def dedup_key(text: str) -> str:
     return " ".join(_tokens(text))
 
 
+def parent_of(ex: "Example") -> str:
+    """The row's parent post (reply context, the corpus field ``context``), or ""."""
+    parent = ex.extra.get("context")
+    return parent if isinstance(parent, str) and parent.strip() else ""
+
+
+def row_key(ex: "Example") -> str:
+    """A row's identity for duplicates and leakage: its text, and its parent post where it has one (the same short
+    reply under different parents is different data)."""
+    parent = parent_of(ex)
+    return dedup_key(ex.text) + (f" ⟂ {dedup_key(parent)}" if parent else "")
+
+
 def shingles(text: str, n: int = 5) -> frozenset:
     toks = _tokens(text)
     if len(toks) < n:

@@ -109,18 +109,109 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
     return out
 
 
+def _score(predictor, texts: list[str], contexts: list | None, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities (and sub-type logits where the model has a head) in batches."""
+    probs = np.zeros((len(texts), len(L.LABELS)))
+    subs = None
+    scores = getattr(predictor, "scores", None)
+    for s in range(0, len(texts), batch):
+        ctx = contexts[s:s + batch] if contexts is not None else None
+        if scores is None:
+            probs[s:s + batch] = (predictor.predict_proba(texts[s:s + batch]) if ctx is None else
+                                  predictor.predict_proba(texts[s:s + batch], contexts=ctx))
+            continue
+        p, sub = scores(texts[s:s + batch], contexts=ctx)
+        probs[s:s + batch] = p
+        if sub is not None:
+            subs = np.zeros((len(texts), sub.shape[1])) if subs is None else subs
+            subs[s:s + batch] = sub
+    return probs, subs
+
+
+def subtype_metrics(examples: Sequence[Example], pred: np.ndarray, subs: np.ndarray, taxonomy: dict) -> dict:
+    """Sub-type quality on rows whose kind is a sub-type of their label: accuracy of the served sub-type (a wrong
+    label is a wrong sub-type), accuracy where the label is right, and per-sub-type precision/recall."""
+    from serving.predictor import subtype_choice
+
+    gold, got, right_label = [], [], []
+    for i, ex in enumerate(examples):
+        g = L.subtype_of(ex.label, ex.kind)
+        if g is None:
+            continue
+        label = L.ID2LABEL[int(pred[i])]
+        choice = subtype_choice(subs[i], label, taxonomy)
+        gold.append(g)
+        got.append(choice["name"] if choice else "")
+        right_label.append(label == ex.label)
+    if not gold:
+        return {"n": 0}
+    gold_a, got_a, ok = np.asarray(gold), np.asarray(got), np.asarray(right_label)
+    per = {}
+    for name in L.subtype_names(taxonomy):
+        tp = int(((got_a == name) & (gold_a == name)).sum())
+        n_pred, n_gold = int((got_a == name).sum()), int((gold_a == name).sum())
+        if n_pred or n_gold:
+            per[name] = {"precision": tp / n_pred if n_pred else None, "recall": tp / n_gold if n_gold else None,
+                         "support": n_gold, "predicted": n_pred}
+    return {"n": len(gold), "accuracy": float((gold_a == got_a).mean()),
+            "accuracy_where_label_right": float((gold_a == got_a)[ok].mean()) if ok.any() else None,
+            "per_subtype": per}
+
+
+def context_metrics(examples: Sequence[Example], with_ctx: np.ndarray, without: np.ndarray) -> dict:
+    """Rows with a parent post, labelled with and without it: accuracy each way, label flips that context made
+    right and wrong, and the same on the rows whose reply alone is ambiguous (``ambiguous_alone``)."""
+    y = np.asarray([ex.label_id for ex in examples])
+
+    def part(idx: np.ndarray) -> dict:
+        if not len(idx):
+            return {"n": 0}
+        a, b, t = with_ctx[idx], without[idx], y[idx]
+        flipped = a != b
+        return {"n": int(len(idx)), "accuracy_with_context": float((a == t).mean()),
+                "accuracy_without_context": float((b == t).mean()),
+                "gain_points": float(100 * ((a == t).mean() - (b == t).mean())),
+                "flips": int(flipped.sum()), "flips_right": int((flipped & (a == t)).sum()),
+                "flips_wrong": int((flipped & (b == t)).sum()),
+                "flips_neither": int((flipped & (a != t) & (b != t)).sum())}
+
+    ambiguous = np.asarray([bool(ex.extra.get("ambiguous_alone")) for ex in examples])
+    out = {"all": part(np.arange(len(y))), "ambiguous_alone": part(np.flatnonzero(ambiguous)),
+           "clear_alone": part(np.flatnonzero(~ambiguous))}
+    patterns = defaultdict(list)
+    for i, ex in enumerate(examples):
+        if ex.extra.get("pattern"):
+            patterns[str(ex.extra["pattern"])].append(i)
+    if patterns:
+        out["per_pattern"] = {k: part(np.asarray(v)) for k, v in sorted(patterns.items())}
+    return out
+
+
 def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512,
-                      profile: str | None = None) -> tuple[dict, np.ndarray]:
+                      profile: str | None = None, context_field: str | None = None) -> tuple[dict, np.ndarray]:
+    """Metrics of one set. ``context_field``: read each row's parent post from this field (the model must read
+    context); the rows that have one are also scored without it, for the ``context`` table."""
     from serving.profiles import default_profile_name, profiles_of
 
     started = time.time()
-    probs = np.zeros((len(examples), len(L.LABELS)))
     texts = [ex.text for ex in examples]
-    for s in range(0, len(texts), batch):
-        probs[s:s + batch] = predictor.predict_proba(texts[s:s + batch])
+    contexts = None
+    if context_field:
+        contexts = [ex.extra.get(context_field) or None for ex in examples]
+        contexts = contexts if any(contexts) else None
+    probs, subs = _score(predictor, texts, contexts, batch)
     profiles = profiles_of(predictor.meta)
-    metrics = compute_metrics(examples, probs, predictor.meta.thresholds, profiles,
-                              profile or default_profile_name(predictor.meta))
+    name = profile or default_profile_name(predictor.meta)
+    metrics = compute_metrics(examples, probs, predictor.meta.thresholds, profiles, name)
+    thresholds = profiles[name].thresholds if profiles and name in profiles else predictor.meta.thresholds
+    pred = decide(probs, thresholds) if len(examples) else np.zeros(0, dtype=int)
+    if subs is not None and predictor.meta.subtypes:
+        metrics["subtypes"] = subtype_metrics(examples, pred, subs, predictor.meta.subtypes)
+    if contexts is not None:
+        idx = [i for i, c in enumerate(contexts) if c]
+        alone, _ = _score(predictor, [texts[i] for i in idx], None, batch)
+        metrics["context"] = context_metrics([examples[i] for i in idx], pred[idx], decide(alone, thresholds))
+        metrics["context"]["field"] = context_field
     metrics["seconds"] = time.time() - started
     metrics["posts_per_second"] = len(texts) / max(metrics["seconds"], 1e-9)
     return metrics, probs
@@ -135,19 +226,19 @@ def model_summary(predictor) -> dict:
 
 
 def evaluate_files(predictor, files: Sequence[str | Path], out_dir: str | Path, fields: FieldMap | None = None,
-                   *, plots: bool = True, profile: str | None = None) -> dict:
+                   *, plots: bool = True, profile: str | None = None, context_field: str | None = None) -> dict:
     """Evaluate ``predictor`` on each file and write ``metrics.json``, ``report.md`` and plots into ``out_dir``."""
     sets = {Path(f).stem: load_many([f], fields or FieldMap(strict=False)) for f in files}
-    return evaluate_sets(predictor, sets, out_dir, plots=plots, profile=profile)
+    return evaluate_sets(predictor, sets, out_dir, plots=plots, profile=profile, context_field=context_field)
 
 
 def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | Path, *, plots: bool = True,
-                  profile: str | None = None) -> dict:
+                  profile: str | None = None, context_field: str | None = None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"model": model_summary(predictor), "datasets": {}}
     for name, examples in sets.items():
-        metrics, probs = evaluate_examples(predictor, examples, profile=profile)
+        metrics, probs = evaluate_examples(predictor, examples, profile=profile, context_field=context_field)
         result["datasets"][name] = metrics
         if plots:
             y = np.asarray([ex.label_id for ex in examples])
@@ -217,6 +308,22 @@ def render_report(result: dict, *, plots: bool = True) -> str:
             lines += [f"| {k} | {v['n']} | {v['true_label']} | {v['accuracy']:.3f} | {v.get('flagged', '')} | "
                       f"{v['not_flagged']:.3f} |" for k, v in d["per_orig_label"].items()]
             lines.append("")
+        if d.get("subtypes", {}).get("n"):
+            st = d["subtypes"]
+            lines += [f"Sub-types ({st['n']} rows with a gold sub-type): accuracy {st['accuracy']:.3f} (a wrong label "
+                      f"counts as a wrong sub-type), {_num(st['accuracy_where_label_right'])} where the label is right.",
+                      "", "| sub-type | precision | recall | support | predicted |", "|---|---:|---:|---:|---:|"]
+            lines += [f"| {k} | {_num(v['precision'])} | {_num(v['recall'])} | {v['support']} | {v['predicted']} |"
+                      for k, v in st["per_subtype"].items()] + [""]
+        if "context" in d:
+            lines += [f"Reply context (parents from `{d['context']['field']}`): the rows with a parent labelled with "
+                      "and without it.", "", "| rows | n | accuracy with | without | gain (points) | flips right | "
+                      "flips wrong |", "|---|---:|---:|---:|---:|---:|---:|"]
+            parts = {k: v for k, v in d["context"].items() if k in ("all", "ambiguous_alone", "clear_alone")}
+            parts.update({f"pattern {k}": v for k, v in d["context"].get("per_pattern", {}).items()})
+            lines += [f"| {k} | {v['n']} | {v['accuracy_with_context']:.3f} | {v['accuracy_without_context']:.3f} | "
+                      f"{v['gain_points']:+.1f} | {v['flips_right']} | {v['flips_wrong']} |"
+                      for k, v in parts.items() if v.get("n")] + [""]
         if "per_functionality" in d:
             from training.functional import render_table as functional_table
 

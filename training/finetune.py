@@ -7,6 +7,11 @@
 - Length-sorted dynamic padding: examples are grouped into batches of similar token count (then the batch order
   is shuffled), so short posts are not padded to the longest one in the corpus.
 - Early stopping on dev macro-F1; the best epoch's weights are kept.
+- Reply context (issue 15): a text with a parent post is read as ``[CLS] parent [SEP] reply [SEP]``, built by the
+  same function the service uses (``serving.predictor.encode_first_window``).
+- Sub-type head (issue 15): with ``train_subtypes``, the classifier has one more output per sub-type after the three
+  label outputs, trained jointly: loss = label cross-entropy + ``train.subtype_weight`` x sub-type cross-entropy
+  (rows whose kind is not a sub-type of their label are left out of the second term).
 """
 
 from __future__ import annotations
@@ -57,6 +62,18 @@ def resolve_base(base: str) -> str:
         return base  # a hub id: transformers resolves it from the local cache (HF_HUB_OFFLINE=1) or the network
     raise BaseModelError(f"base model {base!r} is neither {', '.join(BASE_ALIASES)}, an existing folder, "
                          "nor a hub id (org/name)")
+
+
+def training_base(cfg) -> str:
+    """The folder fine-tuning starts from: ``model.base``, with its vocabulary pruned when ``model.vocab_keep``."""
+    base = resolve_base(cfg.model.base)
+    if not cfg.model.vocab_keep:
+        return base
+    if not Path(base).is_dir():
+        raise BaseModelError(f"model.vocab_keep needs a local base folder; {base!r} is a hub id")
+    from training.prune_vocab import pruned_base
+
+    return str(pruned_base(base, cfg.model.vocab_keep))
 
 
 def freeze(model, *, embeddings: bool, layers: int) -> None:
@@ -119,11 +136,31 @@ def _collate(encoded: list[list[int]], batch: list[int], pad_id: int):
     return ids, mask
 
 
-def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Logits for normalised texts (truncated to ``max_length``), length-sorted batches, no grad."""
+def encode_inputs(tokenizer, texts: list[str], max_length: int, contexts: list[str | None] | None = None
+                  ) -> list[list[int]]:
+    """Token ids of each normalised text's first window, its parent's tokens first where it has one. Without a
+    parent this is exactly ``tokenizer(text, truncation=True, max_length=max_length)``."""
+    from serving.predictor import encode_first_window
+
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if cls_id is None or sep_id is None:
+        specials = tokenizer("", add_special_tokens=True)["input_ids"]
+        cls_id, sep_id = specials[0], specials[-1]
+    ctx = [None] * len(texts)
+    if contexts is not None and any(contexts):
+        enc = tokenizer([c or "" for c in contexts], add_special_tokens=False)["input_ids"]
+        ctx = [e if c else None for c, e in zip(contexts, enc)]
+    return [encode_first_window(t, c, max_length, cls_id, sep_id) for t, c in zip(ids, ctx)]
+
+
+def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
+                   contexts: list[str | None] | None = None) -> np.ndarray:
+    """Label logits for normalised texts (first window, with parents where given), length-sorted batches, no
+    grad."""
     import torch
 
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+    encoded = encode_inputs(tokenizer, texts, max_length, contexts)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(texts), len(L.LABELS)), dtype=np.float64)
     model.eval()
@@ -131,13 +168,19 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
         for s in range(0, len(order), batch_size):
             batch = order[s:s + batch_size]
             ids, mask = _collate(encoded, batch, tokenizer.pad_token_id or 0)
-            out[batch] = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
+            out[batch] = model(input_ids=ids, attention_mask=mask).logits[:, :len(L.LABELS)].float().numpy()
     return out
 
 
 def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[str], dev_y: list[int],
-             *, progress: bool = True) -> FinetuneResult:
-    """Fine-tune ``cfg.model.base`` on normalised texts; returns the best-on-dev model and its tokenizer."""
+             *, progress: bool = True, train_contexts: list[str | None] | None = None,
+             dev_contexts: list[str | None] | None = None, train_subtypes: list[int] | None = None
+             ) -> FinetuneResult:
+    """Fine-tune ``cfg.model.base`` on normalised texts; returns the best-on-dev model and its tokenizer.
+
+    ``train_contexts`` / ``dev_contexts``: a normalised parent post per text (None where none).
+    ``train_subtypes``: a sub-type id per row (``serving.labels.subtype_names`` order; -100 = not trained): adds
+    the sub-type head."""
     import torch
     from sklearn.metrics import f1_score
     from tqdm.auto import tqdm
@@ -147,14 +190,20 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     if tc.threads:
         torch.set_num_threads(tc.threads)
     set_seed(tc.seed)
-    base = resolve_base(cfg.model.base)
+    base = training_base(cfg)
     tokenizer = AutoTokenizer.from_pretrained(base)
+    id2label = dict(L.ID2LABEL)
+    if train_subtypes is not None:
+        id2label.update({len(L.LABELS) + k: f"subtype:{name}" for k, name in enumerate(L.subtype_names())})
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(L.LABELS), id2label=dict(L.ID2LABEL), label2id=dict(L.LABEL2ID))
+        base, num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()})
     freeze(model, embeddings=tc.freeze_embeddings or tc.freeze_layers > 0, layers=tc.freeze_layers)
-    encoded = tokenizer(train_texts, truncation=True, max_length=cfg.model.max_length)["input_ids"]
+    encoded = encode_inputs(tokenizer, train_texts, cfg.model.max_length, train_contexts)
     lengths = [len(e) for e in encoded]
     y = torch.tensor(train_y, dtype=torch.long)
+    sub_y = torch.tensor(train_subtypes, dtype=torch.long) if train_subtypes is not None else None
+    sub_loss = torch.nn.CrossEntropyLoss(ignore_index=-100)
+    n_labels = len(L.LABELS)
 
     counts = np.bincount(np.asarray(train_y), minlength=len(L.LABELS)).astype(float)
     if (counts == 0).any():
@@ -189,7 +238,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         for batch in _batches(lengths, tc.batch_size, rng):
             ids, mask = _collate(encoded, batch, pad_id)
             logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = loss_fn(logits, y[batch])
+            loss = loss_fn(logits[:, :n_labels], y[batch])
+            if sub_y is not None and bool((sub_y[batch] >= 0).any()):
+                loss = loss + tc.subtype_weight * sub_loss(logits[:, n_labels:], sub_y[batch])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
@@ -202,7 +253,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
             bar.set_postfix(epoch=epoch, loss=f"{running / seen:.3f}", refresh=False)
             if tc.max_steps and step >= tc.max_steps:
                 break
-        dev_logits = predict_logits(model, tokenizer, dev_texts, cfg.model.max_length) if dev_texts else None
+        dev_logits = (predict_logits(model, tokenizer, dev_texts, cfg.model.max_length, contexts=dev_contexts)
+                      if dev_texts else None)
         dev_f1 = (float(f1_score(dev_y, dev_logits.argmax(1), labels=list(range(len(L.LABELS))), average="macro",
                                  zero_division=0)) if dev_texts else 0.0)
         history.append({"epoch": epoch, "train_loss": running / max(seen, 1), "dev_macro_f1": dev_f1,

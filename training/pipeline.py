@@ -7,6 +7,7 @@ half-written ``models/default`` that the service would then refuse.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import tempfile
 import time
@@ -21,7 +22,7 @@ from serving.predictor import decide, load_predictor, softmax
 from serving.text import NORMALISER_VERSION, normalize
 from training.calibrate import calibrate, choose_profiles
 from training.config import TrainConfig
-from training.data import DataError, Example, FieldMap, Problem, dedup_key, fingerprint, load_many, split_by_family
+from training.data import DataError, Example, FieldMap, Problem, fingerprint, load_many, row_key, split_by_family
 from training.evaluate import evaluate_sets
 from training.modelcard import write_model_card
 
@@ -54,16 +55,50 @@ def load_splits(cfg: TrainConfig) -> dict[str, list[Example]]:
 
 
 def check_leakage(splits: dict[str, list[Example]]) -> None:
-    seen: dict[str, Example] = {ex_key: ex for ex in splits["train"] for ex_key in [dedup_key(ex.text)]}
+    seen: dict[str, Example] = {ex_key: ex for ex in splits["train"] for ex_key in [row_key(ex)]}
     problems = []
     for name in ("dev", "test"):
         for ex in splits[name]:
-            if dedup_key(ex.text) in seen:
-                first = seen[dedup_key(ex.text)]
+            if row_key(ex) in seen:
+                first = seen[row_key(ex)]
                 problems.append(Problem(ex.file, ex.line, f"text also in train ({first.file}:{first.line}); "
                                                           f"{name} must not overlap train"))
     if problems:
         raise DataError(problems)
+
+
+def contexts_of(examples: list[Example], cfg: TrainConfig) -> list[str | None] | None:
+    """Each row's normalised parent post (``data.context_field``), or None when no row has one."""
+    name = cfg.data.context_field
+    if not name:
+        return None
+    out = [normalize(c) if isinstance(c := ex.extra.get(name), str) and c.strip() else None for ex in examples]
+    return out if any(out) else None
+
+
+def training_inputs(examples: list[Example], texts: list[str], cfg: TrainConfig, *, reads_context: bool,
+                    subtypes: bool) -> tuple[list[str | None] | None, list[int], list[int] | None]:
+    """Parents, labels and sub-type ids for the training rows. A share ``train.context_dropout`` of the rows with a
+    parent (all of them for a model that does not read context) is read alone: labelled with ``alone_label`` where
+    the row has one, and left out of the sub-type loss when that changes the label."""
+    contexts = contexts_of(examples, cfg) if reads_context else None
+    rng = random.Random(f"{cfg.train.seed}:context-dropout")
+    names = L.subtype_names()
+    parents = contexts_of(examples, cfg) or [None] * len(examples)
+    ctx_out, ys, subs = [], [], []
+    for i, ex in enumerate(examples):
+        label, ctx = ex.label, (contexts[i] if contexts else None)
+        if parents[i] is not None and (ctx is None or rng.random() < cfg.train.context_dropout):
+            ctx = None
+            alone = ex.extra.get(cfg.data.alone_label_field)
+            alone = cfg.data.label_map.get(str(alone), alone) if alone is not None else None
+            if isinstance(alone, str) and alone in L.LABEL2ID:
+                label = alone
+        ctx_out.append(ctx)
+        ys.append(L.LABEL2ID[label])
+        sub = L.subtype_of(label, ex.kind) if label == ex.label else None
+        subs.append(names.index(sub) if sub else -100)
+    return (ctx_out if any(ctx_out) else None), ys, (subs if subtypes else None)
 
 
 def _version(cfg: TrainConfig) -> str:
@@ -80,6 +115,14 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
     log(f"data: {counts['train']} train, {counts['dev']} dev, {counts['test']} test rows")
     norm = {name: [normalize(ex.text) for ex in rows] for name, rows in splits.items()}
     ys = {name: np.asarray([ex.label_id for ex in rows]) for name, rows in splits.items()}
+    transformer = cfg.model.kind == "transformer"
+    with_head = transformer and cfg.train.subtype_weight > 0
+    train_ctx, train_y, train_sub = training_inputs(splits["train"], norm["train"], cfg, reads_context=transformer,
+                                                    subtypes=with_head)
+    reads_context = train_ctx is not None
+    ctx = {name: contexts_of(rows, cfg) if reads_context else None for name, rows in splits.items()}
+    if reads_context:
+        log(f"reply context: {sum(c is not None for c in train_ctx)} train rows read with their parent post")
 
     out = Path(cfg.output.dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +133,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
             from serving.skops_io import save_pipeline
             from training.baseline import fit
 
-            pipe = fit(cfg.linear, norm["train"], ys["train"].tolist(), class_weighting=cfg.train.class_weighting,
+            pipe = fit(cfg.linear, norm["train"], train_y, class_weighting=cfg.train.class_weighting,
                        seed=cfg.train.seed)
             dev_logits = np.asarray(pipe.decision_function(norm["dev"]), dtype=np.float64)
             save_pipeline(pipe, tmp / "model.skops")
@@ -98,11 +141,12 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
             from training.finetune import finetune, predict_logits, resolve_base
 
             base = resolve_base(cfg.model.base)
-            res = finetune(cfg, norm["train"], ys["train"].tolist(), norm["dev"], ys["dev"].tolist(),
-                           progress=progress)
+            res = finetune(cfg, norm["train"], train_y, norm["dev"], ys["dev"].tolist(), progress=progress,
+                           train_contexts=train_ctx, dev_contexts=ctx["dev"], train_subtypes=train_sub)
             history = res.history
             extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}
-            dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length)
+            dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length,
+                                        contexts=ctx["dev"])
             res.model.save_pretrained(tmp)
             res.tokenizer.save_pretrained(tmp)
             _drop_tokenizer_padding(tmp / "tokenizer.json")
@@ -120,6 +164,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
             max_length=cfg.model.max_length if cfg.model.kind == "transformer" else None,
             window_stride=cfg.model.window_stride if cfg.model.kind == "transformer" else None,
             window_aggregation=cfg.model.window_aggregation,
+            subtypes={k: list(v) for k, v in L.SUBTYPES.items()} if with_head else None, context=reads_context,
             temperature=cal["temperature"], thresholds=cal["thresholds"], calibration=cal["calibration"],
             training_config=json.loads(cfg.model_dump_json()),
             data={"files": fingerprint(data_files), "rows": counts,
@@ -132,14 +177,15 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
 
             log("exporting ONNX" + (" + int8" if cfg.export.quantize else ""))
             meta.onnx = export_onnx(tmp, fuse=cfg.export.fuse, quantize=cfg.export.quantize,
-                                    check_texts=norm["dev"])
+                                    check_texts=norm["dev"], keep_fp32_onnx=cfg.export.keep_fp32_onnx)
         write_meta(tmp, meta)
 
         predictor = load_predictor(tmp)
         real_dev = np.asarray([ex.extra.get("origin") == "real" for ex in splits["dev"]], dtype=bool)
         cal, profiles, default = fit_served_decisions(
             predictor, norm["dev"], ys["dev"], real_dev, cfg,
-            fit_temperature=cfg.model.kind == "transformer" and cfg.export.onnx, fallback=cal, log=log)
+            fit_temperature=cfg.model.kind == "transformer" and cfg.export.onnx, fallback=cal, log=log,
+            contexts=ctx["dev"])
         log(f"calibration: temperature {cal['temperature']:.3f}, thresholds {cal['thresholds']}, dev ECE "
             f"{cal['calibration'].get('ece_before', float('nan')):.3f} -> "
             f"{cal['calibration'].get('ece_after', float('nan')):.3f}")
@@ -151,13 +197,14 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
         if len(cfg.data.test) > 1:  # each test file on its own too: the written split and the real-post part
             for path in cfg.data.test:
                 sets[Path(path).stem] = [ex for ex in splits["test"] if ex.file == str(path)]
-        result = evaluate_sets(predictor, sets, tmp / "eval")
+        result = evaluate_sets(predictor, sets, tmp / "eval",
+                               context_field=cfg.data.context_field if reads_context else None)
         metrics = {"backend": predictor.backend, "history": history, **extra,
                    **{name: _brief(d) for name, d in result["datasets"].items()}}
         onnx_entry = dict(meta.onnx)
         if cfg.model.kind == "transformer" and meta.onnx:
             reference = load_predictor(tmp, "torch", verify=False)
-            onnx_entry["parity"] = parity(reference, predictor, norm["test"], ys["test"])
+            onnx_entry["parity"] = parity(reference, predictor, norm["test"], ys["test"], ctx["test"])
             metrics["torch_test_macro_f1"] = onnx_entry["parity"]["reference_macro_f1"]
             log(f"ONNX {predictor.backend} vs torch on test: argmax agreement "
                 f"{onnx_entry['parity']['label_agreement']:.4f}, macro-F1 {onnx_entry['parity']['macro_f1']:.4f} vs "
@@ -173,11 +220,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
     return out
 
 
-def served_probs(predictor, texts: list[str], temperature: float) -> np.ndarray:
+def served_probs(predictor, texts: list[str], temperature: float, contexts: list | None = None) -> np.ndarray:
     """Probabilities of the served predictor (its backend, windows and aggregation) at a given temperature."""
     saved = predictor.meta.temperature
     predictor.meta = predictor.meta.model_copy(update={"temperature": temperature})
     try:
+        if contexts is not None:
+            return predictor.predict_proba(texts, normalized=True, contexts=contexts)
         return predictor.predict_proba(texts, normalized=True)
     finally:
         predictor.meta = predictor.meta.model_copy(update={"temperature": saved})
@@ -185,7 +234,7 @@ def served_probs(predictor, texts: list[str], temperature: float) -> np.ndarray:
 
 def fit_served_decisions(predictor, dev_texts: list[str], dev_y: np.ndarray, real_dev: np.ndarray,
                          cfg: TrainConfig, *, fit_temperature: bool, fallback: dict | None = None,
-                         log=print) -> tuple[dict, dict, str | None]:
+                         log=print, contexts: list | None = None) -> tuple[dict, dict, str | None]:
     """Temperature and threshold profiles fitted on what the service computes: the served backend's scores of each
     text's deciding window, scored once on dev. Returns (calibration, profiles, default profile name).
 
@@ -193,7 +242,7 @@ def fit_served_decisions(predictor, dev_texts: list[str], dev_y: np.ndarray, rea
     those logits up to a constant per text, which softmax ignores; the window chosen at T = 1 is kept for T.
     ``fallback``: the calibration to keep when the temperature is not fitted here (the linear model's).
     """
-    logits = np.log(np.clip(served_probs(predictor, dev_texts, 1.0), 1e-12, None))
+    logits = np.log(np.clip(served_probs(predictor, dev_texts, 1.0, contexts), 1e-12, None))
     if fit_temperature:
         cal = calibrate(logits, dev_y, temperature=cfg.calibration.temperature, thresholds=False)
         cal["calibration"]["fitted_on"] = f"dev, {predictor.backend} backend (as served)"
@@ -220,12 +269,13 @@ def _brief(d: dict) -> dict:
     return {k: d[k] for k in keep if k in d}
 
 
-def parity(reference, candidate, texts: list[str], y: np.ndarray) -> dict:
+def parity(reference, candidate, texts: list[str], y: np.ndarray, contexts: list | None = None) -> dict:
     """How far ``candidate`` (ONNX) departs from ``reference`` (torch) on the same normalised texts."""
     from sklearn.metrics import f1_score
 
-    p_ref = reference.predict_proba(texts, normalized=True)
-    p_can = candidate.predict_proba(texts, normalized=True)
+    kw = {"contexts": contexts} if contexts is not None else {}
+    p_ref = reference.predict_proba(texts, normalized=True, **kw)
+    p_can = candidate.predict_proba(texts, normalized=True, **kw)
     th = reference.meta.thresholds
     lab_ref, lab_can = decide(p_ref, th), decide(p_can, th)
     present = sorted(set(y.tolist()))
@@ -268,6 +318,7 @@ def refit_profiles(folder: str | Path, cfg: TrainConfig, *, log=print) -> ModelM
     real = np.asarray([ex.extra.get("origin") == "real" for ex in dev], dtype=bool)
     cal, profiles, default = fit_served_decisions(
         predictor, [normalize(ex.text) for ex in dev], np.asarray([ex.label_id for ex in dev]), real, cfg,
-        fit_temperature=predictor.meta.kind == "transformer", log=log)
+        fit_temperature=predictor.meta.kind == "transformer", log=log,
+        contexts=contexts_of(dev, cfg) if predictor.meta.context else None)
     return update_meta(folder, temperature=cal["temperature"], calibration=cal["calibration"],
                        thresholds=cal["thresholds"], profiles=profiles, default_profile=default)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from serving import labels as L
-from training.data import Example, FieldMap, Problem, dedup_key, load_examples, near_duplicate_pairs
+from training.data import Example, FieldMap, Problem, dedup_key, load_examples, near_duplicate_pairs, parent_of, row_key
 
 
 @dataclass
@@ -85,7 +85,7 @@ def validate_files(paths: Sequence[str | Path], fields: FieldMap | None = None, 
             problems.append(Problem(ex.file, ex.line, f"duplicate id {ex.id!r} (first at {first.file}:{first.line})"))
         else:
             seen_ids[ex.id] = ex
-        key = dedup_key(ex.text)
+        key = row_key(ex)  # a reply under another parent post is another row
         if key in seen_text:
             first = seen_text[key]
             problems.append(Problem(ex.file, ex.line, f"exact duplicate of the text at {first.file}:{first.line}"))
@@ -103,7 +103,9 @@ def validate_files(paths: Sequence[str | Path], fields: FieldMap | None = None, 
             first = next(iter(splits.values()))
             problems.append(Problem(first.file, first.line, f"family {fam!r} is split across {where}: leakage"))
 
-    pairs = near_duplicate_pairs([ex.text for ex in examples])
+    # Replies with parents: near-twins only under the same parent (minimal pairs repeat a reply on purpose).
+    pairs = [(i, j, jac) for i, j, jac in near_duplicate_pairs([ex.text for ex in examples])
+             if dedup_key(parent_of(examples[i])) == dedup_key(parent_of(examples[j]))]
     rows_with_twin: dict[str, set[int]] = defaultdict(set)
     for i, j, jac in pairs:
         a, b = examples[i], examples[j]

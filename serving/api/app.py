@@ -28,7 +28,7 @@ from serving.api.errors import (MODEL_VERSION_HEADER, ApiError, BodyLimitMiddlew
 from serving.api.metrics import RequestMetricsMiddleware, ServiceMetrics
 from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorResponse, Health, InfoResponse, ModelRef,
                                  Ready)
-from serving.predictor import Predictor, load_predictor
+from serving.predictor import Predictor, Reply, load_predictor
 from serving.profiles import UnknownProfile, profiles_of
 from serving.profiles import resolve as resolve_profile
 from serving.settings import Settings, SettingsError, load_settings
@@ -112,7 +112,9 @@ def _info(settings: Settings, predictor: Predictor, ref: ModelRef) -> dict[str, 
     return {"model": {**ref.model_dump(), "kind": meta.kind, "backend": predictor.backend, "base": meta.base_model,
                       "max_length": meta.max_length, "window_stride": meta.window_stride,
                       "window_aggregation": meta.window_aggregation if meta.kind == "transformer" else "max",
-                      "int8": meta.onnx.get("int8"), "int8_note": meta.onnx.get("int8_note")},
+                      "int8": meta.onnx.get("int8"), "int8_note": meta.onnx.get("int8_note"),
+                      "fp32": meta.onnx.get("fp32"), "fp32_note": meta.onnx.get("fp32_note"),
+                      "context": bool(meta.context), "subtypes": meta.subtypes},
             "labels": label_schema.schema(), "temperature": meta.temperature,
             "thresholds": resolve_profile(meta, settings.profile).thresholds,
             "profiles": {name: p.to_dict() for name, p in profiles_of(meta).items()},
@@ -140,11 +142,49 @@ def check_texts(texts: list[str], settings: Settings) -> None:
                                  code="invalid_unicode") from None
 
 
-def text_costs(predictor: Predictor, texts: list[str], settings: Settings) -> list[int]:
-    """Tokens each text costs the model (over all its windows); 413 for a text with more windows than
-    ``max_windows_per_text`` or a request over ``max_tokens_per_request``. Runs before anything is queued."""
+def check_contexts(contexts: list[str | None] | None, texts: list[str], predictor: Predictor,
+                   settings: Settings) -> list[str | None] | None:
+    """Parent posts aligned with the texts (None when none is given); the same content rules as texts."""
+    if contexts is None:
+        return None
+    if len(contexts) != len(texts):
+        raise InvalidRequest(f"{len(contexts)} contexts for {len(texts)} texts; send one per text, null where a text "
+                             "has no parent post.", code="contexts_mismatch")
+    out: list[str | None] = []
+    for i, ctx in enumerate(contexts):
+        if ctx is None or not ctx.strip():
+            out.append(None)
+            continue
+        if len(ctx) > settings.max_chars_per_text:
+            raise PayloadTooLarge(f"contexts[{i}] has {len(ctx)} characters; the limit is {settings.max_chars_per_text}"
+                                  " characters per text.", code="text_too_long")
+        if "\x00" in ctx:
+            raise InvalidRequest(f"contexts[{i}] contains a NUL character; remove it.", code="invalid_text")
+        try:
+            ctx.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"contexts[{i}] is not valid Unicode (it holds an unpaired surrogate escape).",
+                                 code="invalid_unicode") from None
+        out.append(ctx)
+    if not any(out):
+        return None
+    if not predictor.meta.context:
+        raise InvalidRequest(f"model {predictor.meta.name} {predictor.meta.version} does not read parent posts "
+                             "(`model.context` is false in /v1/info); send the texts without `contexts`.",
+                             code="context_not_supported")
+    return out
+
+
+def text_costs(predictor: Predictor, texts: list[str], settings: Settings,
+               contexts: list[str | None] | None = None) -> list[int]:
+    """Tokens each text costs the model (over all its windows, its parent's tokens included); 413 for a text with
+    more windows than ``max_windows_per_text`` or a request over ``max_tokens_per_request``. Runs before anything
+    is queued."""
     measure = getattr(predictor, "window_costs", None)
-    costs = measure(texts) if measure is not None else [(1, len(t) // 4 + 2) for t in texts]
+    if measure is None:
+        costs = [(1, len(t) // 4 + 2) for t in texts]
+    else:
+        costs = measure(texts, contexts) if contexts else measure(texts)
     for i, (windows, _) in enumerate(costs):
         if windows > settings.max_windows_per_text:
             raise PayloadTooLarge(
@@ -187,6 +227,7 @@ async def classify(body: ClassifyRequest, service: ReadyService, request: Reques
     counted in tokens: see the limits in /v1/info."""
     settings = service.settings
     check_texts(body.texts, settings)
+    contexts = check_contexts(body.contexts, body.texts, service.predictor, settings)
     profile = service.profile_for(body.profile)
     started = time.perf_counter()
     # A queue already full gets 429 before the texts are tokenised: overloaded callers retrying must not cost CPU.
@@ -196,8 +237,9 @@ async def classify(body: ClassifyRequest, service: ReadyService, request: Reques
         raise Overloaded(f"the queue is full ({service.batcher.depth_tokens:,} of {service.batcher.queue_tokens:,} "
                          "tokens waiting); retry after a moment")
     # Tokenising 64 long texts takes milliseconds of CPU: off the event loop.
-    costs = await anyio.to_thread.run_sync(text_costs, service.predictor, body.texts, settings)
-    predictions = await service.classify(body.texts, costs, request)
+    costs = await anyio.to_thread.run_sync(text_costs, service.predictor, body.texts, settings, contexts)
+    items = body.texts if contexts is None else [Reply(t, c) for t, c in zip(body.texts, contexts)]
+    predictions = await service.classify(items, costs, request)
     if profile is not service.profile:
         predictions = [p.under(profile) for p in predictions]
     if log.isEnabledFor(logging.DEBUG):
@@ -212,7 +254,7 @@ async def classify(body: ClassifyRequest, service: ReadyService, request: Reques
         if len(body.texts) > settings.max_explain_texts:
             raise PayloadTooLarge(f"{len(body.texts)} texts with explain; the limit is {settings.max_explain_texts} "
                                   "texts per request with explain", code="too_many_texts")
-        for result, spans in zip(results, await explain_async(service.predictor, body.texts)):
+        for result, spans in zip(results, await explain_async(service.predictor, body.texts, contexts)):
             result["evidence"] = spans
     return {"model": service.model, "results": results}
 
@@ -261,7 +303,15 @@ async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) 
     metrics: ServiceMetrics = app.state.metrics
     default = resolve_profile(predictor.meta, None)
     predict = predictor.predict if profile == default else (lambda texts: predictor.predict(texts, profile))
-    batcher = MicroBatcher(predict, max_batch_size=settings.max_batch_size,
+
+    def predict_items(items: list) -> list:
+        """A batch of texts, some of them replies with their parent post (``Reply``)."""
+        if not any(isinstance(item, Reply) for item in items):
+            return predict(items)
+        return predictor.predict([i.text if isinstance(i, Reply) else i for i in items], profile,
+                                 contexts=[i.context if isinstance(i, Reply) else None for i in items])
+
+    batcher = MicroBatcher(predict_items, max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
                            max_batch_tokens=settings.max_batch_tokens, queue_tokens=settings.queue_tokens,
                            on_batch=metrics.observe_batch, on_queue_depth=metrics.queue_depth.set)

@@ -20,6 +20,10 @@ class ClassifyRequest(BaseModel):
     profile: StrictStr | None = Field(
         None, description="Threshold profile to decide labels with (see `profiles` in /v1/info); default: the "
                           "service's default profile.")
+    contexts: list[StrictStr | None] | None = Field(
+        None, description="Optional parent posts, aligned with `texts`: the post each text replies to, or null where "
+                          "a text has none. Only for models that read context (`model.context` in /v1/info); a text "
+                          "without a parent is judged exactly as when `contexts` is absent.")
     explain: bool = Field(False, description="Return `evidence` per text: the words that drove the extremist and "
                                              "counter-narrative scores (word occlusion; costs about one model call "
                                              "per word).")
@@ -40,6 +44,12 @@ class EvidenceSpan(BaseModel):
     weight: float = Field(description="How much the label's log-odds drop when the word is deleted.")
 
 
+class Subtype(BaseModel):
+    name: str = Field(description="The rhetoric sub-type of the decided label (taxonomy: `model.subtypes` in "
+                                  "/v1/info; GUIDELINES.md §12).")
+    score: float = Field(description="Its probability among the decided label's sub-types.")
+
+
 class Result(BaseModel):
     label: str = Field(description="One of the labels served by /v1/info.")
     scores: dict[str, float] = Field(description="Calibrated probability per label; they sum to 1.")
@@ -47,6 +57,7 @@ class Result(BaseModel):
     language: str = Field(description="Detected language: en, ur, roman_ur or other.")
     review: bool = Field(False, description="True when p(extremist) lies in the profile's review band: a human "
                                             "should decide.")
+    subtype: Subtype | None = Field(None, description="Only from a model with a sub-type head.")
     evidence: list[EvidenceSpan] | None = Field(None, description="Only with `explain`: word spans, strongest first.")
 
 
@@ -65,6 +76,12 @@ class ModelInfo(ModelRef):
     int8: str | None = Field(None, description="The int8 ONNX graph, or null when the export found none that "
                                                "agrees with fp32 (then fp32 is served; see int8_note).")
     int8_note: str | None = None
+    fp32: str | None = Field(None, description="The fp32 ONNX graph, or null when the folder ships int8 only "
+                                               "(see fp32_note).")
+    fp32_note: str | None = None
+    context: bool = Field(False, description="Whether the model reads an optional parent post per text (`contexts`).")
+    subtypes: dict[str, list[str]] | None = Field(None, description="Sub-types per label, when the model has a "
+                                                                    "sub-type head.")
 
 
 class LabelsInfo(BaseModel):

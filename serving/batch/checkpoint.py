@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 from serving import labels as L
 from serving.tabular import conform_table, csv_cell, json_line, rows_to_table, unify_schemas
 
-from serving.batch.records import (FLAGGED, MODEL_VERSION, PRED_LABEL, REVIEW, BatchError, InputInfo, Outcome,
+from serving.batch.records import (FLAGGED, MODEL_VERSION, PRED_LABEL, PRED_SUBTYPE, REVIEW, BatchError, InputInfo, Outcome,
                                    prediction_columns, score_column)
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,8 @@ def _prediction_fields():
     import pyarrow as pa
 
     return [pa.field(PRED_LABEL, pa.string()), *(pa.field(score_column(n), pa.float64()) for n in L.LABELS),
-            pa.field(FLAGGED, pa.bool_()), pa.field(MODEL_VERSION, pa.string()), pa.field(REVIEW, pa.bool_())]
+            pa.field(FLAGGED, pa.bool_()), pa.field(MODEL_VERSION, pa.string()), pa.field(REVIEW, pa.bool_()),
+            pa.field(PRED_SUBTYPE, pa.string())]
 
 
 def _part_table(rows: list[dict[str, Any]], good: list[Outcome], info: InputInfo):

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from serving.tabular import RowResult, iter_rows
 
-from serving.batch.records import BatchError, Outcome, chunked, prediction_record, validate_row
+from serving.batch.records import BatchError, Outcome, chunked, record_of, validate_row
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class ModelFailure(BatchError):
 
 def predict_records(predictor, texts: Sequence[str], model_version: str,
                     profile: str | None = None, max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
-                    streak: FailureStreak | None = None) -> list[dict[str, Any] | str]:
+                    streak: FailureStreak | None = None, contexts: Sequence[str | None] | None = None
+                    ) -> list[dict[str, Any] | str]:
     """Prediction columns for each text, or an error reason for a text the model failed on.
 
     ``profile``: the threshold profile of the model folder (``None``: its default). A failure of the whole batch
@@ -50,18 +51,21 @@ def predict_records(predictor, texts: Sequence[str], model_version: str,
     is broken rather than the rows: ``ModelFailure`` is raised, and nothing of the chunk is recorded as a row
     error, so ``--resume`` tries those rows again once the cause is fixed.
     """
-    def run(batch: list[str]):
+    def run(batch: list[str], ctx: list[str | None] | None):
+        if ctx is not None and any(ctx):
+            return predictor.predict(batch, profile, contexts=ctx)
         return predictor.predict(batch, profile) if profile else predictor.predict(batch)
 
     streak = streak if streak is not None else FailureStreak()
+    contexts = list(contexts) if contexts is not None else None
     try:
-        preds = run(list(texts))
+        preds = run(list(texts), contexts)
     except Exception as batch_exc:  # noqa: BLE001 - isolate the row, keep the job going
         out: list[dict[str, Any] | str] = []
-        for text in texts:
+        for k, text in enumerate(texts):
             try:
-                p = run([text])[0]
-                out.append(prediction_record(p.label, p.scores, p.flagged, model_version, getattr(p, "review", False)))
+                p = run([text], [contexts[k]] if contexts is not None else None)[0]
+                out.append(record_of(p, model_version))
                 streak.n = 0
             except Exception as exc:  # noqa: BLE001
                 streak.n += 1
@@ -75,24 +79,35 @@ def predict_records(predictor, texts: Sequence[str], model_version: str,
                 out.append(f"the model failed on this row ({type(exc).__name__})")
         return out
     streak.n = 0
-    return [prediction_record(p.label, p.scores, p.flagged, model_version, getattr(p, "review", False))
-            for p in preds]
+    return [record_of(p, model_version) for p in preds]
 
 
 def local_chunks(input_path: Path, fmt: str, start: int, *, predictor, text_field: str, batch_size: int,
                  chunk_rows: int, model_version: str, profile: str | None = None, max_chars: int | None = None,
-                 split: str | None = None,
+                 split: str | None = None, context_field: str | None = None,
                  tick: Callable[[int], None] = lambda n: None) -> Iterator[list[Outcome]]:
     """Labelled chunks of ``chunk_rows`` input rows, labelled ``batch_size`` texts per ``predict`` call;
-    ``tick(n)`` reports rows as they are done (for the progress bar)."""
+    ``tick(n)`` reports rows as they are done (for the progress bar). ``context_field``: the column holding each
+    row's parent post (null or missing: none; any other non-string is a row error)."""
     streak = FailureStreak()
     for chunk in chunked(read_checked(input_path, fmt, start, text_field, max_chars, split), chunk_rows):
         outcomes = [Outcome(result.line, result.row, error=error) for result, _, error in chunk]
-        todo = [(k, text) for k, (_, text, error) in enumerate(chunk) if error is None]
+        parents: dict[int, str | None] = {}
+        if context_field:
+            for k, (result, _, error) in enumerate(chunk):
+                value = (result.row or {}).get(context_field) if error is None else None
+                if value is not None and not isinstance(value, str):
+                    outcomes[k].error = f"{context_field!r} is not a string (got {type(value).__name__})"
+                elif isinstance(value, str) and "\x00" in value:
+                    outcomes[k].error = f"{context_field!r} contains a NUL character"
+                else:
+                    parents[k] = value if value and value.strip() else None
+        todo = [(k, text) for k, (_, text, error) in enumerate(chunk) if error is None and outcomes[k].error is None]
         tick(len(chunk) - len(todo))
         for batch in chunked(todo, batch_size):
             records = predict_records(predictor, [text for _, text in batch], model_version, profile,
-                                      streak=streak)
+                                      streak=streak,
+                                      contexts=[parents.get(k) for k, _ in batch] if context_field else None)
             for (k, _), record in zip(batch, records):
                 if isinstance(record, str):
                     outcomes[k].error = record

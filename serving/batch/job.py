@@ -75,13 +75,15 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
                   resume: bool = False, backend: str = "auto", batch_size: int = 256,
                   ray_address: str | None = None, progress: bool = True, chunk_rows: int | None = None,
                   predictor=None, ray_actors: int | None = None, profile: str | None = None,
-                  max_chars: int = MAX_CHARS, split: str | None = None) -> LabelSummary:
+                  max_chars: int = MAX_CHARS, split: str | None = None,
+                  context_field: str | None = None) -> LabelSummary:
     """Label ``input`` into ``output`` (see the module docstring); returns the summary.
 
     ``chunk_rows``: input rows per part/checkpoint (default ``batch_size * 16``). ``predictor``: an already
     loaded predictor to use instead of loading ``model`` (local engine). ``ray_actors``: the most model actors the
     Ray engine starts (default: one per CPU of the cluster). ``max_chars``: a longer text is a row error.
-    ``split``: the split of a ``datasets`` folder holding several.
+    ``split``: the split of a ``datasets`` folder holding several. ``context_field``: the column holding each row's
+    parent post, for a model that reads context (local engine).
     """
     input_path, output = Path(input), Path(output)
     if engine not in ENGINES:
@@ -103,6 +105,8 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
         raise BatchError(f"the output folder {output.parent} does not exist; create it first")
     if engine == "ray" and predictor is not None:
         raise BatchError("an injected predictor runs only with the local engine")
+    if engine == "ray" and context_field:
+        raise BatchError("--context-field works with the local engine only; drop --engine ray")
 
     if split is not None and in_fmt != "datasets":
         raise BatchError(f"--split applies to a `datasets` folder only; {input_path} is {in_fmt}")
@@ -133,6 +137,9 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
         raise BatchError(f"{exc}; pass one of them with --profile") from None
     # The folder's default profile is what a plain predict() applies; name a profile only when it is another one.
     profile = None if profile_name == default_profile_name(meta) else profile_name
+    if context_field and not meta.context:
+        raise BatchError(f"the model {meta.name} {meta.version} does not read parent posts (it was not trained on "
+                         "replies with their parents); drop --context-field")
     model_info = {"name": meta.name, "version": meta.version, "sha256": meta.sha256()}
     options = {"profile": profile_name, "input": _input_fingerprint(input_path), "input_format": in_fmt, "output_format": out_fmt,
                "text_field": text_field, "id_field": id_field, "model_sha256": model_info["sha256"],
@@ -142,6 +149,8 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
         options["max_chars"] = max_chars
     if split is not None:
         options["split"] = split
+    if context_field:
+        options["context_field"] = context_field
 
     state = _prepare_state(paths, options, info, resume)
     summary = LabelSummary(str(input_path), str(output), None, engine, model_info, backend_name,
@@ -159,7 +168,8 @@ def run_label_job(input: str | Path, output: str | Path, *, model: str | Path = 
     else:
         chunks = local_chunks(input_path, in_fmt, state["rows"], predictor=predictor, text_field=text_field,
                               batch_size=batch_size, chunk_rows=chunk_rows, model_version=meta.version,
-                              profile=profile, max_chars=max_chars, split=split, tick=bar.update)
+                              profile=profile, max_chars=max_chars, split=split, context_field=context_field,
+                              tick=bar.update)
     if info.columns and id_field not in info.columns:
         summary.notes.append(f"the input has no {id_field!r} column; error records carry line numbers only")
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from serving import labels as L
 from serving.batch.engines import FailureStreak, predict_records, read_checked
-from serving.batch.records import (FLAGGED, PRED_LABEL, REVIEW, BatchError, Outcome, chunked, prediction_record,
+from serving.batch.records import (FLAGGED, PRED_LABEL, PRED_SUBTYPE, REVIEW, BatchError, Outcome, chunked, prediction_record,
                                    score_column)
 
 INSTALL_HINT = "the ray engine needs Ray Data, which is not installed: pip install 'counterpoint[ray]'"
@@ -110,6 +110,7 @@ def _pipeline_classes():
                           for n in L.LABELS},
                        FLAGGED: pa.array([r and r[FLAGGED] for r in ok], pa.bool_()),
                        REVIEW: pa.array([r and r[REVIEW] for r in ok], pa.bool_()),
+                       PRED_SUBTYPE: pa.array([r and r[PRED_SUBTYPE] for r in ok], pa.string()),
                        "error": pa.array([r if isinstance(r, str) else None for r in records], pa.string())}
             return pa.table(columns)
 
@@ -188,7 +189,7 @@ def _predictions(ds, model_version: str) -> Iterator[tuple[int, dict[str, Any] |
                 continue
             scores = {n: cols[score_column(n)][k] for n in L.LABELS}
             yield line, prediction_record(cols[PRED_LABEL][k], scores, cols[FLAGGED][k], model_version,
-                                          cols[REVIEW][k])
+                                          cols[REVIEW][k], cols[PRED_SUBTYPE][k])
 
 
 def _first_line(exc: BaseException) -> str:

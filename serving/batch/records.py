@@ -22,6 +22,8 @@ FLAGGED = "flagged"
 MODEL_VERSION = "model_version"
 #: Added after the contract's columns: the score sits in the profile's review band, so a human should decide.
 REVIEW = "review"
+#: After review: the rhetoric sub-type of the predicted label (empty/null for a model without a sub-type head).
+PRED_SUBTYPE = "pred_subtype"
 #: Rows of a JSONL / datasets input inspected before the job starts (their columns are not known up front).
 PREFLIGHT_ROWS = 1000
 
@@ -36,13 +38,20 @@ def score_column(label: str) -> str:
 
 def prediction_columns() -> list[str]:
     """The columns a labelling job adds, in output order."""
-    return [PRED_LABEL, *(score_column(name) for name in L.LABELS), FLAGGED, MODEL_VERSION, REVIEW]
+    return [PRED_LABEL, *(score_column(name) for name in L.LABELS), FLAGGED, MODEL_VERSION, REVIEW, PRED_SUBTYPE]
 
 
 def prediction_record(label: str, scores: dict[str, float], flagged: bool, model_version: str,
-                      review: bool = False) -> dict[str, Any]:
+                      review: bool = False, subtype: str | None = None) -> dict[str, Any]:
     return {PRED_LABEL: label, **{score_column(name): float(scores[name]) for name in L.LABELS},
-            FLAGGED: bool(flagged), MODEL_VERSION: model_version, REVIEW: bool(review)}
+            FLAGGED: bool(flagged), MODEL_VERSION: model_version, REVIEW: bool(review), PRED_SUBTYPE: subtype}
+
+
+def record_of(p, model_version: str) -> dict[str, Any]:
+    """The prediction columns of one ``Prediction``."""
+    sub = getattr(p, "subtype", None)
+    return prediction_record(p.label, p.scores, p.flagged, model_version, getattr(p, "review", False),
+                             sub["name"] if sub else None)
 
 
 #: Characters per text a batch job labels by default; a longer text is a row error (``--max-chars``).
