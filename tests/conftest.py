@@ -39,7 +39,8 @@ def transformer_model_dir(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "transformer"
     return train(tiny_config(out, 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=4",
-                             "train.epochs=1", "train.batch_size=8"), progress=False, log=lambda m: None)
+                             "train.epochs=1", "train.batch_size=8", "export.keep_fp32_onnx=true"),
+                 progress=False, log=lambda m: None)
 
 
 @pytest.fixture(scope="session")

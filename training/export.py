@@ -7,6 +7,10 @@
   projections (the MatMul after GELU), which stay fp32. Their inputs carry the activation outliers that a per-tensor
   dynamic int8 scale handles worst: on the e5-small model, quantising them too flipped 2.8% of test labels
   against torch; keeping these 12 MatMuls in fp32 brought it to 1.0% for +21 MB.
+- Once the int8 graph has passed its agreement check on dev texts, the fp32 graph is only a fallback: with
+  ``keep_fp32_onnx=False`` (config ``export.keep_fp32_onnx = false``) it is deleted and the meta says ``"fp32": null``
+  (the folder then stores the weights in ``model.safetensors`` and ``model.int8.onnx`` only; issue 13). Without an
+  int8 graph, or without a check, the fp32 graph is always kept.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ OPSET = 17
 
 
 def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check_texts: list[str] | None = None,
-                min_agreement: float = 0.995) -> dict:
+                min_agreement: float = 0.995, keep_fp32_onnx: bool = True) -> dict:
     """Write ``model.onnx`` (and ``model.int8.onnx``) into ``folder``; returns the ``onnx`` meta entry.
 
     With ``check_texts`` (normalised dev texts), the int8 recipe is chosen on them: the first recipe of
-    ``int8_recipes`` whose argmax agrees with the fp32 graph on at least ``min_agreement`` of the texts.
+    ``int8_recipes`` whose argmax agrees with the fp32 graph on at least ``min_agreement`` of the texts. Then, with
+    ``keep_fp32_onnx=False``, the fp32 graph is removed (``"fp32": None``); it stays when no int8 graph passed a check.
     """
     import onnx
     import torch
@@ -98,6 +103,11 @@ def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check
                                  "kept fp32")
         entry["int8_recipe"] = {"name": name, "fp32_nodes": len(keep_fp32), "dev_argmax_agreement": agreement,
                                 "required": min_agreement if check_texts else None}
+        if not keep_fp32_onnx and check_texts:
+            fp32.unlink()
+            entry["fp32"] = None
+            entry["fp32_note"] = ("not shipped (export.keep_fp32_onnx = false): the int8 graph passed its agreement "
+                                  "check and is served; `counterpoint export` re-creates the fp32 graph")
     return entry
 
 

@@ -109,8 +109,9 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
                   "when p(counter)/(p(counter)+p(neutral)) reaches its threshold; otherwise `neutral`."]
     lines += _profile_lines(meta)
     if onnx:
-        lines += ["", "## ONNX", "", f"`{onnx.get('fp32')}` (fp32, fused) and `{onnx.get('int8', '—')}` "
-                  f"({onnx.get('quantization', 'not quantised')})."]
+        fp32 = (f"`{onnx['fp32']}` (fp32, fused) and" if onnx.get("fp32") else
+                "int8 only (the fp32 graph is not shipped; torch weights remain for retraining):")
+        lines += ["", "## ONNX", "", f"{fp32} `{onnx.get('int8', '—')}` ({onnx.get('quantization', 'not quantised')})."]
         if par:
             lines.append(f"On the test split the {par['backend']} graph agrees with torch on "
                          f"{100 * par['argmax_agreement']:.2f}% of argmax labels and {100 * par['label_agreement']:.2f}% "

@@ -1,0 +1,101 @@
+"""Fine-tuning speed, side by side in one run (issue 13): seconds per optimiser step of the default recipe with
+``train.threads`` 1 and 2, on the full and on the pruned vocabulary (``model.vocab_keep``).
+
+Each setting runs in its own process (torch's thread count is per process), one after another, on the same seeded
+batches of the default corpus, after a warm-up. Figures only; nothing is asserted. Run it on a quiet machine: any
+other busy process changes the threads=2 figure most (thread oversubscription).
+
+    .venv/bin/python bench/train_speed.py [--steps 40] [--warmup 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def one(threads: int, vocab_keep: str, steps: int, warmup: int) -> dict:
+    import torch
+
+    from training.config import load_config
+    from training.finetune import _batches, _collate, encode_inputs, freeze, training_base
+    from training.pipeline import contexts_of, load_splits, training_inputs
+    from serving.text import normalize
+
+    overrides = [f"train.threads={threads}"] + ([f'model.vocab_keep="{vocab_keep}"'] if vocab_keep else [])
+    cfg = load_config(overrides=overrides)
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import random
+
+    splits = load_splits(cfg)
+    texts = [normalize(ex.text) for ex in splits["train"]]
+    ctx, y, _ = training_inputs(splits["train"], texts, cfg, reads_context=True, subtypes=False)
+    base = training_base(cfg)
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=3 + 21)
+    freeze(model, embeddings=True, layers=cfg.train.freeze_layers)
+    encoded = encode_inputs(tok, texts, cfg.model.max_length, ctx)
+    batches = _batches([len(e) for e in encoded], cfg.train.batch_size, random.Random(0))
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    labels = torch.tensor(y)
+    model.train()
+    times = []
+    for k, batch in enumerate(batches[:warmup + steps]):
+        started = time.perf_counter()
+        ids, mask = _collate(encoded, batch, tok.pad_token_id or 0)
+        loss = loss_fn(model(input_ids=ids, attention_mask=mask).logits[:, :3], labels[batch])
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        if k >= warmup:
+            times.append(time.perf_counter() - started)
+    return {"threads": threads, "vocab": "pruned" if vocab_keep else "full", "steps": len(times),
+            "s_per_step": sum(times) / len(times), "rows": len(texts),
+            "epoch_minutes": sum(times) / len(times) * len(batches) / 60}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--keep", default="data/vocab/keep_pieces.txt")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        threads, keep = json.loads(args.child)
+        print(json.dumps(one(threads, keep, args.steps, args.warmup)))
+        return
+    rows = []
+    for threads in (1, 2):
+        for keep in ("", args.keep):
+            out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                                  "--child", json.dumps([threads, keep])], cwd=ROOT, capture_output=True, text=True,
+                                 env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+            if out.returncode:
+                sys.exit(out.stderr[-2000:])
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    load = os.getloadavg()[0]
+    print(f"fine-tuning speed, default recipe, {rows[0]['rows']} training rows, {args.steps} steps each after "
+          f"{args.warmup} warm-up (load average {load:.1f} at the end)")
+    print("| threads | vocabulary | s/step | one epoch (min) |\n|---:|---|---:|---:|")
+    for r in rows:
+        print(f"| {r['threads']} | {r['vocab']} | {r['s_per_step']:.3f} | {r['epoch_minutes']:.1f} |")
+    one_full = next(r for r in rows if r["threads"] == 1 and r["vocab"] == "full")["s_per_step"]
+    two_full = next(r for r in rows if r["threads"] == 2 and r["vocab"] == "full")["s_per_step"]
+    print(f"threads=2 vs threads=1 (full vocabulary): {one_full / two_full:.2f}x the speed")
+
+
+if __name__ == "__main__":
+    main()
