@@ -1,0 +1,84 @@
+"""Split the written waves kept in data/written/ into the corpus files, reproducibly.
+
+- ``wave6_<lang>.jsonl`` (plain group hate with its counter-speech and neutral mentions, in minimal-pair families)
+  go into ``data/labeled/{train,dev,test}.jsonl`` by family, 80/10/10, seeded. Rows already there (same id) are
+  replaced, so running it twice changes nothing.
+- ``context_<lang>.jsonl`` (parent post -> reply pairs, issue 15) go into ``data/labeled/{train,dev,test}.context.jsonl``
+  70/15/15 by family (a family is one reply under several parents), so no reply is in two splits. Parents are
+  reused across families in the Urdu and Roman Urdu files (about 120 parents for 500 pairs), so a test reply's
+  parent may also head other replies in train: evaluation reports the unseen-parent part separately.
+
+Run from the repository root: ``python data/written/split.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITTEN = ROOT / "data" / "written"
+LABELED = ROOT / "data" / "labeled"
+SPLITS = ("train", "dev", "test")
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def bucket(key: str, fractions: tuple[float, float]) -> str:
+    """train/dev/test from a stable hash of ``key``: (dev, test) fractions."""
+    u = int(hashlib.sha256(f"counterpoint-written:{key}".encode()).hexdigest()[:12], 16) / 16 ** 12
+    return "test" if u < fractions[1] else "dev" if u < fractions[0] + fractions[1] else "train"
+
+
+def groups(rows: list[dict]) -> dict[int, str]:
+    """Union-find over rows: a family joins its rows. Returns row -> group key."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        for key in (f"family:{r['family']}",):
+            if key in first:
+                parent[find(i)] = find(first[key])
+            else:
+                first[key] = i
+    members = defaultdict(list)
+    for i in range(len(rows)):
+        members[find(i)].append(i)
+    # the group's key: its smallest row id, stable across runs
+    return {i: min(rows[j]["id"] for j in idx) for idx in members.values() for i in idx}
+
+
+def main() -> None:
+    waves = [r for p in sorted(WRITTEN.glob("wave6_*.jsonl")) for r in read(p)]
+    new = {r["id"] for r in waves}
+    for split in SPLITS:
+        path = LABELED / f"{split}.jsonl"
+        kept = [r for r in read(path) if r["id"] not in new]
+        add = [r for r in waves if bucket(r["family"], (0.10, 0.10)) == split]
+        write(path, kept + add)
+        print(f"{path.relative_to(ROOT)}: {len(kept)} + {len(add)} wave-6 rows")
+    pairs = [r for p in sorted(WRITTEN.glob("context_*.jsonl")) for r in read(p)]
+    key = groups(pairs)
+    for split in SPLITS:
+        rows = [r for i, r in enumerate(pairs) if bucket(key[i], (0.15, 0.15)) == split]
+        write(LABELED / f"{split}.context.jsonl", rows)
+        print(f"data/labeled/{split}.context.jsonl: {len(rows)} pairs, "
+              f"{sum(bool(r.get('ambiguous_alone')) for r in rows)} with a reply ambiguous alone")
+
+
+if __name__ == "__main__":
+    main()
