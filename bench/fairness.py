@@ -13,9 +13,15 @@ After the load stops, the bench waits for the model thread to go idle and report
 (``drain_s``): work done for requests whose clients had given up. With ``--old-tree DIR`` the same bench runs
 against another checkout of the code (e.g. ``git archive HEAD | tar -x -C DIR``) for a before/after figure.
 
+``--scheduling``: ``windows`` (the service's default for transformers: texts are split into model windows that are
+scheduled one by one), ``texts`` (whole texts, as before window scheduling) or ``both`` (texts, then windows, one
+after the other in this run, with a side-by-side summary). Each run records the 1-minute load average before and
+after it: the figures mean little without it on a shared machine.
+
     python bench/fairness.py --model models/default --seconds 30
     python bench/fairness.py --model models/default --seconds 30 --old-tree /tmp/old
     python bench/fairness.py --model models/default --seconds 30 --polite   # clients honour Retry-After
+    nice -n 19 python bench/fairness.py --model models/default --seconds 30 --scheduling both
 
 Prints figures only; nothing here asserts on timings.
 """
@@ -71,42 +77,74 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def run_load(url: str, heavy_body: dict, seconds: float, heavy: int, interval: float,
-                   polite: bool = False) -> dict:
+def summary(latencies: list[float]) -> dict:
+    return {"n": len(latencies), "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95),
+            "p99_s": percentile(latencies, 0.99), "max_s": max(latencies, default=float("nan"))}
+
+
+def short_client(url: str, begin: float, stop: float, interval: float) -> tuple[list, list, dict]:
+    """The short-post client, in a process of its own (a real client does not share an event loop with sixteen
+    others sending 260 kB bodies): latencies, send times (s into the run) and statuses."""
     import httpx
 
-    stop = time.monotonic() + seconds
-    short_latencies: list[float] = []
-    short_status: dict[int, int] = {}
+    async def main():
+        latencies, times, status = [], [], {}
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < begin + 0.5:  # let the heavy clients fill the queue first
+                await asyncio.sleep(0.02)
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                times.append(time.monotonic() - begin)
+                r = await client.post(url, json={"texts": [SHORT]}, timeout=120)
+                latencies.append(time.perf_counter() - started)
+                status[r.status_code] = status.get(r.status_code, 0) + 1
+                await asyncio.sleep(interval)
+        return latencies, times, status
+
+    return asyncio.run(main())
+
+
+async def run_load(url: str, heavy_body: dict, seconds: float, heavy: int, interval: float,
+                   polite: bool = False, warmup: float = 5.0) -> dict:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import httpx
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(int).result()  # the client process is up before the clock starts
+    begin = time.monotonic()
+    stop = begin + seconds
     heavy_status: dict[int, int] = {}
+    heavy_timeouts: list[float] = []
 
     async def heavy_client(client):
         while time.monotonic() < stop:
             try:
                 r = await client.post(url, json=heavy_body, timeout=120)
                 heavy_status[r.status_code] = heavy_status.get(r.status_code, 0) + 1
+                if r.status_code == 503:
+                    heavy_timeouts.append(round(time.monotonic() - begin, 1))
                 if polite and r.status_code == 429:
                     await asyncio.sleep(float(r.headers.get("retry-after", 1)))
             except httpx.HTTPError:
                 heavy_status[-1] = heavy_status.get(-1, 0) + 1
 
-    async def short_client(client):
-        await asyncio.sleep(0.5)  # let the heavy clients fill the queue first
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            r = await client.post(url, json={"texts": [SHORT]}, timeout=120)
-            short_latencies.append(time.perf_counter() - started)
-            short_status[r.status_code] = short_status.get(r.status_code, 0) + 1
-            await asyncio.sleep(interval)
-
     limits = httpx.Limits(max_connections=heavy + 4)
+    short = asyncio.get_running_loop().run_in_executor(pool, short_client, url, begin, stop, interval)
     async with httpx.AsyncClient(limits=limits) as client:
-        await asyncio.gather(short_client(client), *(heavy_client(client) for _ in range(heavy)))
-    return {"short": {"n": len(short_latencies), "status": short_status,
-                      "p50_s": percentile(short_latencies, 0.5), "p95_s": percentile(short_latencies, 0.95),
-                      "p99_s": percentile(short_latencies, 0.99), "max_s": max(short_latencies, default=float("nan"))},
+        await asyncio.gather(*(heavy_client(client) for _ in range(heavy)))
+    short_latencies, short_times, short_status = await short
+    pool.shutdown()
+    return {"short": {**summary(short_latencies), "status": short_status},
+            # Past the first ``warmup`` seconds (the sixteen heavy clients' first requests all arrive at once and
+            # are tokenised together before the queue can refuse them).
+            "short_after_warmup": {**summary([x for x, t in zip(short_latencies, short_times) if t >= warmup]),
+                                   "warmup_s": warmup},
+            # Every answer over 1 s: [sent at (s into the run), latency (s)].
+            "short_slow": [[round(t, 1), round(x, 2)] for x, t in zip(short_latencies, short_times) if x > 1.0],
             "heavy": {"status": heavy_status, "texts_per_request": len(heavy_body["texts"]),
-                      "chars_per_text": len(heavy_body["texts"][0])}}
+                      "chars_per_text": len(heavy_body["texts"][0]), "timeouts_at_s": heavy_timeouts}}
 
 
 def serve(args) -> None:
@@ -119,6 +157,13 @@ def serve(args) -> None:
 
     settings = load_settings(model_dir=Path(args.model), threads=args.threads)
     predictor = load_predictor(args.model, threads=args.threads, batch_size=settings.model_batch_size)
+    if args.scheduling in ("texts", "windows"):
+        from serving.api import app as app_module
+
+        if hasattr(app_module, "WINDOW_SCHEDULING"):
+            app_module.WINDOW_SCHEDULING = args.scheduling == "windows"
+        elif args.scheduling == "windows":
+            print("note: this code has no window scheduling; it schedules whole texts", file=sys.stderr)
     uvicorn.run(create_app(settings, predictor), host="127.0.0.1", port=args.serve, log_level="warning")
 
 
@@ -152,6 +197,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     parser.add_argument("--polite", action="store_true", help="heavy clients wait Retry-After after a 429 (the "
                                                                   "default hammers at once: the worst case)")
+    parser.add_argument("--scheduling", choices=("windows", "texts", "both"), default="windows",
+                        help="windows: window-level scheduling (default); texts: whole texts (before); both: texts "
+                             "then windows in this run, side by side")
+    parser.add_argument("--warmup", type=float, default=5.0, help="also report the short client's figures from this "
+                                                                    "many seconds into the run")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # internal: be the server on this port
     args = parser.parse_args()
     tree = Path(args.old_tree).resolve() if args.old_tree else ROOT
@@ -161,19 +211,41 @@ def main() -> None:
         serve(args)
         return
 
-    import subprocess
-
-    import httpx
-
     from serving.predictor import load_predictor
     from serving.settings import load_settings
 
     settings = load_settings(model_dir=Path(args.model))
     limits = settings.limits()
     body = {"texts": heavy_request(load_predictor(args.model), limits)}
+    modes = ("texts", "windows") if args.scheduling == "both" else (args.scheduling,)
+    results = {}
+    for mode in modes:
+        results[mode] = bench_once(args, tree, body, mode)
+        results[mode]["limits"] = limits
+        print(json.dumps(results[mode], indent=2, default=str), flush=True)
+    print("\nshort-post client (s)   " + "  ".join(f"{m:>24}" for m in modes))
+    for part in ("short", "short_after_warmup"):
+        for key in ("n", "p50_s", "p95_s", "p99_s", "max_s"):
+            cells = [results[m][part][key] for m in modes]
+            label = key if part == "short" else f"{key} (after {args.warmup:g} s)"
+            print(f"  {label:<22}" + "  ".join(f"{c:>24.3f}" if isinstance(c, float) else f"{c:>24}" for c in cells))
+    for key in ("load_before", "load_after", "drain_s", "batches"):
+        print(f"  {key:<22}" + "  ".join(f"{str(results[m][key]):>24}" for m in modes))
+    print("  heavy statuses        " + "  ".join(f"{str(results[m]['heavy']['status']):>24}" for m in modes))
+    for m in modes:
+        print(f"  {m}: short answers over 1 s [sent at s, latency s]: {results[m]['short_slow']}; heavy 503s at s: "
+              f"{results[m]['heavy']['timeouts_at_s']}")
+
+
+def bench_once(args, tree: Path, body: dict, mode: str) -> dict:
+    """One run: a fresh server (``mode`` scheduling), the load for ``--seconds``, then the drain."""
+    import subprocess
+
+    import httpx
+
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, __file__, "--serve", str(port), "--model", str(args.model)]
+    cmd = [sys.executable, __file__, "--serve", str(port), "--model", str(args.model), "--scheduling", mode]
     cmd += ["--old-tree", str(tree)] if args.old_tree else []
     cmd += ["--threads", str(args.threads)] if args.threads else []
     server = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(tree)})
@@ -185,8 +257,10 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        load_before = round(os.getloadavg()[0], 2)
         result = asyncio.run(run_load(url + "/v1/classify", body, args.seconds, args.heavy,
-                                      args.short_interval_ms / 1000, args.polite))
+                                      args.short_interval_ms / 1000, args.polite, args.warmup))
+        result["load_before"], result["load_after"] = load_before, round(os.getloadavg()[0], 2)
         result["heavy"]["polite"] = args.polite
         # How long does the server keep computing once every client has gone? Watch its CPU time settle (work for
         # requests whose clients gave up: nobody reads those answers).
@@ -203,11 +277,10 @@ def main() -> None:
     finally:
         server.kill()  # a busy model thread would hold up a graceful shutdown
         server.wait(30)
+    result["scheduling"] = mode
     result["code"] = "old tree " + str(tree) if args.old_tree else "this checkout"
     result["model"] = str(args.model)
-    result["limits"] = limits
-    print(json.dumps(result, indent=2, default=str))
-
+    return result
 
 if __name__ == "__main__":
     main()

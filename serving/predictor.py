@@ -282,7 +282,7 @@ class _Base:
         ``contexts``: an optional parent post per text (None where a text has none)."""
         prof = profile if isinstance(profile, Profile) else resolve_profile(self.meta, profile)
         norm = [normalize(t) for t in texts]
-        probs, subs = self.scores(norm, normalized=True, contexts=contexts)
+        probs, subs = self.scores(norm, normalized=True, contexts=self._contexts(contexts, len(norm), False))
         ids = decide(probs, prof.thresholds)
         review = prof.review(probs[:, L.LABEL2ID[L.EXTREMIST]]) if len(norm) else []
         taxonomy = self.meta.subtypes
@@ -443,6 +443,56 @@ class _TransformerBase(_Base):
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError("transformer backends aggregate windows in _aggregate")
+
+    # -- ``predict`` in pieces, for window-level scheduling (the service's batcher) --------------------------------
+    # text_windows -> score_windows (any windows, in any grouping) -> predict_windows (per text, once all its windows
+    # are scored) gives what ``predict`` gives, up to int8 batch noise (about 1e-3).
+    def text_windows(self, texts: Sequence[str], contexts: Sequence[str | None] | None = None
+                     ) -> tuple[list[str], list[list[list[int]]]]:
+        """The normalised texts and each text's token-id windows, built as ``predict`` builds them."""
+        norm = [normalize(t) for t in texts]
+        ctx = self._contexts(contexts, len(norm), False)  # normalised, as predict() hands them to scores()
+        windows, owner = self.windows(norm, ctx)
+        per_text: list[list[list[int]]] = [[] for _ in norm]
+        for window, i in zip(windows, owner):
+            per_text[i].append(window)
+        return norm, per_text
+
+    def score_windows(self, windows: list[list[int]]) -> np.ndarray:
+        """Raw logits of each window (label columns, then any sub-type columns): length-sorted model chunks of
+        ``batch_size`` windows, stoppable between chunks (``stop_when``)."""
+        return self._window_logits(windows)
+
+    def predict_windows(self, texts: Sequence[str], logits: Sequence[np.ndarray], profile: str | Profile | None = None
+                        ) -> list[Prediction]:
+        """``predict`` from scored windows: ``texts`` normalised (``text_windows``), ``logits[i]`` the raw logits of
+        text ``i``'s windows, one row per window in ``text_windows`` order (``score_windows``)."""
+        prof = profile if isinstance(profile, Profile) else resolve_profile(self.meta, profile)
+        n = len(L.LABELS)
+        if not len(texts):
+            return []
+        rows = [np.asarray(r, dtype=np.float64).reshape(len(r), -1) for r in logits]
+        owner = [i for i, r in enumerate(rows) for _ in range(len(r))]
+        raw = np.concatenate(rows)
+        probs = softmax(raw[:, :n], self.meta.temperature)
+        subs = raw[:, n:] if self.meta.subtypes and raw.shape[1] > n else None
+        agg = aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation)
+        if subs is not None and len(owner) != len(texts):  # the sub-type of each text's deciding window
+            owner_arr, e = np.asarray(owner), L.LABEL2ID[L.EXTREMIST]
+            subs = np.stack([subs[r[probs[r, e].argmax()]]
+                             for r in (np.flatnonzero(owner_arr == i) for i in range(len(texts)))])
+        ids = decide(agg, prof.thresholds)
+        review = prof.review(agg[:, L.LABEL2ID[L.EXTREMIST]])
+        taxonomy = self.meta.subtypes
+        out = []
+        for k, (text, p, i, r) in enumerate(zip(texts, agg, ids, review)):
+            label = L.ID2LABEL[int(i)]
+            scores = {name: round(float(p[j]), 6) for j, name in enumerate(L.LABELS)}
+            sub = None if subs is None else subs[k]
+            out.append(Prediction(label, scores, label == L.FLAG_LABEL, detect_language(text), bool(r),
+                                  subtype_choice(sub, label, taxonomy),
+                                  None if sub is None else tuple(float(v) for v in sub), taxonomy))
+        return out
 
 
 class OnnxPredictor(_TransformerBase):

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # ONNX Runtime intra-op threads; None uses every core.
     threads: int | None = Field(None, ge=1, le=256)
+    # Hot swap (POST /v1/admin/reload loads model_dir again; issue 12). With watch_model the service also polls the
+    # resolved target of model_dir (the models/default symlink that `counterpoint promote`/`rollback` switch) every
+    # watch_interval_s seconds and reloads when it changes. An old model is stopped once its requests are done, or
+    # after reload_drain_s at the latest.
+    watch_model: bool = False
+    watch_interval_s: float = Field(5.0, gt=0, le=3600)
+    reload_drain_s: float = Field(60.0, gt=0, le=3600)
 
     @field_validator("backend")
     @classmethod

@@ -4,30 +4,39 @@ Tests and ``run_server`` inject an already loaded predictor; without one the lif
 (verified) before the app accepts requests. The lifespan then starts the micro-batcher; ``/health/ready`` answers
 503 until both are up. Routes are thin: they check limits, hand texts to the batcher and shape the answer.
 Every response carries the served model version in the ``X-Model-Version`` header.
+
+Hot swap (``POST /v1/admin/reload``, or ``watch_model``): ``Reloader`` loads ``settings.model_dir`` again (symlinks
+resolved), checks it, builds a new predictor and batcher and swaps the ``Service`` in one step. A request takes its
+service once (``get_service``) and holds it until its response is sent (``ServiceLeaseMiddleware``), so requests
+that started before the swap finish on the old model (and their header names it); the old batcher is stopped once
+no request holds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version as package_version
 from typing import Annotated, Any, AsyncIterator
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import labels as label_schema
-from serving.api.auth import ApiKeyMiddleware, KeyChecker, require_api_key
-from serving.api.batcher import BatcherStopped, MicroBatcher, QueueFull
+from serving.api.auth import ApiKeyMiddleware, KeyChecker, require_admin_key, require_api_key
+from serving.api.batcher import BatcherStopped, MicroBatcher, QueueFull, WindowWork
 from serving.api.errors import (MODEL_VERSION_HEADER, ApiError, BodyLimitMiddleware, InvalidRequest, Overloaded,
                                 PayloadTooLarge, Unavailable, install_error_handlers)
 from serving.api.metrics import RequestMetricsMiddleware, ServiceMetrics
 from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorResponse, Health, InfoResponse, ModelRef,
-                                 Ready)
+                                 Ready, ReloadResponse)
 from serving.predictor import Predictor, Reply, load_predictor
 from serving.profiles import UnknownProfile, profiles_of
 from serving.profiles import resolve as resolve_profile
@@ -60,6 +69,32 @@ class Service:
     model: ModelRef
     info: dict[str, Any]
     profile: Profile
+    #: The model folder it was loaded from, symlinks resolved (what ``watch_model`` compares with).
+    source: str | None = None
+    _users: int = field(default=0, repr=False)
+    _retired: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # A request holds its service from ``get_service`` (run in FastAPI's thread pool, hence the lock) until its
+    # response is sent. Once retired (swapped out) a service takes no new holders, so ``users`` only falls.
+    def lease(self) -> bool:
+        with self._lock:
+            if self._retired:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+
+    def retire(self) -> None:
+        with self._lock:
+            self._retired = True
+
+    @property
+    def users(self) -> int:
+        return self._users
 
     def profile_for(self, name: str | None) -> Profile:
         if name is None or name == self.profile.name:
@@ -199,11 +234,53 @@ def text_costs(predictor: Predictor, texts: list[str], settings: Settings,
 
 
 # -- dependencies -----------------------------------------------------------------------------------------------
+#: Where a request keeps the service it holds (in its ASGI scope; released by ServiceLeaseMiddleware).
+SERVICE_SCOPE_KEY = "counterpoint.service"
+
+
 def get_service(request: Request) -> Service:
-    service: Service | None = request.app.state.service
-    if service is None or not service.batcher.running:
-        raise Unavailable("the model is still loading; retry in a moment")
+    """The service answering this request: taken once, then the same one for the whole request (across a swap)."""
+    held: Service | None = request.scope.get(SERVICE_SCOPE_KEY)
+    if held is not None:
+        return held
+    while True:
+        service: Service | None = request.app.state.service
+        if service is None or not service.batcher.running:
+            raise Unavailable("the model is still loading; retry in a moment")
+        if service.lease():  # False: swapped out just now; the next read finds its successor
+            break
+    request.scope[SERVICE_SCOPE_KEY] = service
     return service
+
+
+class ServiceLeaseMiddleware:
+    """Outermost: ends a request's hold on its service once the response is sent, and names the model that
+    answered it in the version header (a request begun before a hot swap is answered by the old model, and says
+    so; responses that used no model keep the current version stamped by the metrics middleware)."""
+
+    def __init__(self, app: ASGIApp, header: str) -> None:
+        self.app = app
+        self.header = header.lower().encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            service: Service | None = scope.get(SERVICE_SCOPE_KEY)
+            if message["type"] == "http.response.start" and service is not None:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != self.header]
+                headers.append((self.header, service.model.version.encode("latin-1", "replace")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            service = scope.pop(SERVICE_SCOPE_KEY, None)
+            if service is not None:
+                service.release()
 
 
 def get_metrics(request: Request) -> ServiceMetrics:
@@ -216,6 +293,7 @@ Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
 # -- routes -----------------------------------------------------------------------------------------------------
 v1 = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(require_api_key)])
 health = APIRouter(tags=["operations"])
+admin = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_key)])
 
 
 @v1.post("/classify", response_model=ClassifyResponse, responses=_errors(400, 401, 413, 422, 429, 503),
@@ -275,6 +353,24 @@ async def ready(service: ReadyService) -> dict[str, Any]:
     return {"status": "ready", "model": service.model}
 
 
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_errors(401, 503),
+    403: {"model": ErrorResponse,
+          "description": "Auth is on and the key is not an admin key (COUNTERPOINT_ADMIN_KEYS)"},
+    409: {"model": ErrorResponse, "description": "Another reload is running (reload_in_progress)"},
+    422: {"model": ErrorResponse, "description": "The model folder failed to load or verify (reload_failed); the "
+                                                 "old model keeps serving"}}
+
+
+@admin.post("/reload", response_model=ReloadResponse, responses=_ADMIN_ERRORS,
+            summary="Load the model folder again and swap it in without a restart")
+async def reload_model(request: Request) -> dict[str, Any]:
+    """Loads the folder the service was started with (its symlink, e.g. `models/default`, resolved again), verifies
+    it and swaps it in. Requests already running finish on the old model, which is stopped once they are done; the
+    response comes after that. Answers the old and new model."""
+    return await request.app.state.reloader.reload()
+
+
 @health.get("/metrics", response_class=Response, summary="Prometheus metrics",
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(registry: Metrics) -> Response:
@@ -289,18 +385,17 @@ def _version() -> str:
         return "0.0.0"
 
 
-async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) -> None:
-    if predictor is None:
-        # Loading verifies checksums and builds the inference session: seconds of blocking work.
-        predictor = await anyio.to_thread.run_sync(
-            lambda: load_predictor(settings.model_dir, settings.backend, threads=settings.threads,
-                                   batch_size=settings.model_batch_size))
+#: Schedule a transformer's texts window by window (False: whole texts, as before; bench/fairness.py compares).
+WINDOW_SCHEDULING = True
+
+
+async def _build_service(settings: Settings, predictor: Predictor, metrics: ServiceMetrics) -> Service:
+    """A started batcher around ``predictor``, and what the routes need of it (not yet published)."""
     ref = model_ref(predictor)
     try:
         profile = resolve_profile(predictor.meta, settings.profile)
     except UnknownProfile as exc:
         raise SettingsError(f"COUNTERPOINT_PROFILE: {exc}") from None
-    metrics: ServiceMetrics = app.state.metrics
     default = resolve_profile(predictor.meta, None)
     predict = predictor.predict if profile == default else (lambda texts: predictor.predict(texts, profile))
 
@@ -311,18 +406,140 @@ async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) 
         return predictor.predict([i.text if isinstance(i, Reply) else i for i in items], profile,
                                  contexts=[i.context if isinstance(i, Reply) else None for i in items])
 
-    batcher = MicroBatcher(predict_items, max_batch_size=settings.max_batch_size,
+    # Transformers: windows are scheduled one by one (a long text never holds the model for more than one model
+    # chunk: a short post waits for about one chunk, not for a whole long text); one model call holds at most one
+    # chunk of model_batch_size full windows, and a short post's call no long windows. Other predictors: whole texts.
+    work = WindowWork(predictor, profile) if WINDOW_SCHEDULING and WindowWork.supports(predictor) else None
+    batch_tokens = settings.max_batch_tokens if work is None else min(
+        settings.max_batch_tokens, work.chunk_tokens(settings.model_batch_size))
+    batcher = MicroBatcher(predict_items if work is None else work.score, max_batch_size=settings.max_batch_size,
                            max_wait_ms=settings.max_wait_ms, queue_size=settings.queue_size,
-                           max_batch_tokens=settings.max_batch_tokens, queue_tokens=settings.queue_tokens,
-                           on_batch=metrics.observe_batch, on_queue_depth=metrics.queue_depth.set)
+                           max_batch_tokens=batch_tokens, queue_tokens=settings.queue_tokens,
+                           on_batch=metrics.observe_batch, on_queue_depth=metrics.queue_depth.set, split=work,
+                           similar_length=None if work is None else work.SIMILAR_LENGTH)
     await batcher.start()
-    metrics.set_model(name=ref.name, version=ref.version, sha256=ref.sha256, backend=predictor.backend,
-                      kind=predictor.meta.kind)
-    app.state.service = Service(settings, predictor, batcher, ref, _info(settings, predictor, ref), profile)
+    folder = getattr(predictor, "folder", None)
+    return Service(settings, predictor, batcher, ref, _info(settings, predictor, ref), profile,
+                   source=os.path.realpath(folder) if folder is not None else None)
+
+
+def _publish(app: FastAPI, service: Service) -> None:
+    """Serve ``service`` from now on: one step on the event loop, so every later request sees all of it."""
+    ref, predictor = service.model, service.predictor
+    app.state.metrics.set_model(name=ref.name, version=ref.version, sha256=ref.sha256, backend=predictor.backend,
+                                kind=predictor.meta.kind)
+    app.state.service = service
     app.state.model_version = ref.version
-    metrics.ready.set(1)
+
+
+async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) -> None:
+    if predictor is None:
+        # Loading verifies checksums and builds the inference session: seconds of blocking work.
+        predictor = await anyio.to_thread.run_sync(
+            lambda: load_predictor(settings.model_dir, settings.backend, threads=settings.threads,
+                                   batch_size=settings.model_batch_size))
+    _publish(app, await _build_service(settings, predictor, app.state.metrics))
+    app.state.metrics.ready.set(1)
+    ref = app.state.service.model
     log.info("serving model %s version %s (sha256 %s, %s backend) from %s", ref.name, ref.version, ref.sha256[:12],
-             predictor.backend, predictor.folder)
+             predictor.backend, getattr(predictor, "folder", None))
+
+
+# -- hot swap ---------------------------------------------------------------------------------------------------
+class ReloadFailed(ApiError):
+    status, code = 422, "reload_failed"
+
+
+class ReloadInProgress(ApiError):
+    status, code = 409, "reload_in_progress"
+
+
+#: A text the new model must classify before it is swapped in (it also warms the inference session up).
+WARM_UP_TEXTS = ["The ministry announced new rules for madrassa registration today."]
+
+
+class Reloader:
+    """Loads ``settings.model_dir`` again and swaps it in; one reload at a time. Optionally watches the path."""
+
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self.busy = False
+        #: The last resolved folder that failed to load (the watcher does not retry it until the target changes).
+        self.failed: str | None = None
+
+    def target(self) -> str:
+        return os.path.realpath(self.settings.model_dir)
+
+    def _load(self, folder: str) -> Predictor:
+        s = self.settings
+        predictor = load_predictor(folder, s.backend, threads=s.threads, batch_size=s.model_batch_size)
+        predictor.predict(list(WARM_UP_TEXTS))
+        return predictor
+
+    async def reload(self) -> dict[str, Any]:
+        if self.busy:
+            raise ReloadInProgress("a model reload is already running; wait for it to finish and try again")
+        self.busy = True  # set before the first await: a second call on the event loop sees it
+        try:
+            return await self._reload()
+        finally:
+            self.busy = False
+
+    async def _reload(self) -> dict[str, Any]:
+        old: Service | None = self.app.state.service
+        if old is None:
+            raise Unavailable("the model is still loading; retry in a moment")
+        folder = self.target()
+        started = time.perf_counter()
+        try:
+            # Checksums, label schema and versions are verified by the load; it and the warm-up run off the loop,
+            # while the old model keeps answering.
+            predictor = await anyio.to_thread.run_sync(self._load, folder)
+            service = await _build_service(self.settings, predictor, self.app.state.metrics)
+        except Exception as exc:
+            self.failed = folder
+            log.error("reload of %s failed; still serving %s %s: %s", folder, old.model.name, old.model.version, exc)
+            reason = str(exc).rstrip(". ") or type(exc).__name__
+            raise ReloadFailed(f"could not load the model folder {folder}: {reason}. The service still serves "
+                               f"{old.model.name} {old.model.version}.") from None
+        load_s = time.perf_counter() - started
+        self.failed = None
+        _publish(self.app, service)
+        old.retire()
+        log.info("swapped model %s %s (sha256 %s) for %s %s (sha256 %s) from %s in %.1f s", old.model.name,
+                 old.model.version, old.model.sha256[:12], service.model.name, service.model.version,
+                 service.model.sha256[:12], folder, load_s)
+        drain_s = await self._drain(old)
+        return {"old": old.model, "new": service.model, "folder": folder, "load_s": round(load_s, 3),
+                "drain_s": round(drain_s, 3)}
+
+    async def _drain(self, old: Service) -> float:
+        """Wait until no request holds ``old`` (at most ``reload_drain_s``), then stop its batcher."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while old.users > 0 and loop.time() - started < self.settings.reload_drain_s:
+            await asyncio.sleep(0.02)
+        if old.users > 0:
+            log.warning("%d requests still held model %s after %g s; stopping it anyway", old.users,
+                        old.model.version, self.settings.reload_drain_s)
+        await old.batcher.stop()
+        return loop.time() - started
+
+    async def watch(self) -> None:
+        """Reload whenever the resolved target of ``model_dir`` changes (``counterpoint promote``/``rollback``)."""
+        while True:
+            await asyncio.sleep(self.settings.watch_interval_s)
+            service: Service | None = self.app.state.service
+            target = self.target()
+            if service is None or self.busy or target in (service.source, self.failed):
+                continue
+            log.info("model path %s now leads to %s; reloading", self.settings.model_dir, target)
+            try:
+                await self.reload()
+            except ApiError as exc:
+                log.error("automatic reload failed (%s): %s", exc.code, exc.message)
+            except Exception as exc:  # the watcher must outlive any one failure
+                log.error("automatic reload failed: %s", type(exc).__name__, exc_info=exc)
 
 
 def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
@@ -332,9 +549,15 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _start(app, settings, predictor)
+        watcher = asyncio.create_task(app.state.reloader.watch(), name="counterpoint-model-watch") \
+            if settings.watch_model else None
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watcher
             service: Service | None = app.state.service
             app.state.service = None
             app.state.metrics.ready.set(0)
@@ -352,6 +575,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.state.key_checker = KeyChecker([key.get_secret_value() for key in (*settings.api_keys, *settings.admin_keys)])
     app.state.service = None
     app.state.model_version = None
+    app.state.reloader = Reloader(app, settings)
     app.state.max_body_bytes = settings.max_body_bytes
     install_error_handlers(app)
     # The last added middleware is the outermost: metrics see (and stamp) the body-limit 413s too.
@@ -360,7 +584,10 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.add_middleware(ApiKeyMiddleware, state=app.state)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics, state=app.state,
                        header=MODEL_VERSION_HEADER)
+    # Outermost: a request's hold on its model ends after everything else, and its header names that model.
+    app.add_middleware(ServiceLeaseMiddleware, header=MODEL_VERSION_HEADER)
     app.include_router(v1)
+    app.include_router(admin)
     app.include_router(health)
     from serving.review.routes import install_review  # console page, queue, decisions, appeals, export
 

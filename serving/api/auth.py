@@ -1,9 +1,10 @@
 """Optional API keys for ``/v1/*``.
 
-When ``COUNTERPOINT_API_KEYS`` is empty the API is open. Otherwise a request needs ``Authorization: Bearer <key>``
-with one of the keys. Keys are compared in constant time (``hmac.compare_digest`` against every key, without
-stopping at the first match), so response timing does not reveal how much of a key was right. Health and metrics
-routes stay open so orchestrators and scrapers need no secret.
+When ``COUNTERPOINT_API_KEYS`` (and ``COUNTERPOINT_ADMIN_KEYS``) are empty the API is open. Otherwise a request
+needs ``Authorization: Bearer <key>`` with one of the keys; admin keys may do everything API keys may, and
+``/v1/admin/*`` routes need one (``require_admin_key``). Keys are compared in constant time
+(``hmac.compare_digest`` against every key, without stopping at the first match), so response timing does not
+reveal how much of a key was right. Health and metrics routes stay open so orchestrators and scrapers need no secret.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.api.errors import Unauthorized, error_body
+from serving.api.errors import ApiError, Unauthorized, error_body
 
 # auto_error=False: we raise our own JSON 401 instead of FastAPI's; the scheme still documents auth in /docs.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key from COUNTERPOINT_API_KEYS (when set).")
@@ -54,6 +55,25 @@ def require_api_key(request: Request,
 
 
 ApiKey = Annotated[None, Depends(require_api_key)]
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+def require_admin_key(request: Request,
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> None:
+    """Admin routes (``/v1/admin/...``): open when no keys are set at all (as the rest of the API is); otherwise a
+    valid key (401) that is one of ``COUNTERPOINT_ADMIN_KEYS`` (403 for an ordinary API key)."""
+    require_api_key(request, credentials)
+    if not request.app.state.key_checker.enabled:
+        return
+    admins: KeyChecker | None = getattr(request.app.state, "admin_key_checker", None)
+    if admins is None or not admins.enabled or not admins.check(credentials.credentials):
+        raise Forbidden("this route needs an admin key (COUNTERPOINT_ADMIN_KEYS)")
+
+
+AdminKey = Annotated[None, Depends(require_admin_key)]
 
 
 class ApiKeyMiddleware:

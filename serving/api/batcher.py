@@ -4,20 +4,28 @@ Each request arrives with the cost of each of its texts (tokens over all its win
 gives none). Requests wait in a queue bounded twice: ``queue_size`` texts and ``queue_tokens`` tokens; a request
 that would overflow either is refused at once (``QueueFull`` -> 429).
 
-One collector task forms batches of at most ``max_batch_size`` texts and ``max_batch_tokens`` tokens (a single text
-over the token budget runs alone) and runs ``predict`` on each in ONE worker thread (the model is never called
-concurrently; the event loop stays free to accept and parse requests). A batch closes when full or ``max_wait_ms``
-after its oldest waiting request arrived. Texts are taken *fairly*, not first come first served: the next text
-always comes from the waiting request that will have had the fewest tokens computed once that text is done (ties:
-the older request). A
-large request is therefore spread over many small batches, and a one-post request that arrives while sixteen
-worst-case requests are being worked through joins the very next batch: it waits for at most one batch of
-``max_batch_tokens`` tokens, not for everything queued before it.
+What is scheduled: whole texts (``predict`` gets texts and returns one result per text), or, with a ``split`` (the
+service's transformers: ``WindowWork``), *windows*: each text is split into its model windows, each costing its
+tokens, the windows are scheduled like separate items, and a text's result is made (``split.combine``, on the model
+thread) from its windows' outputs once all of them are scored. A long text is then spread over many model calls,
+and a model call is never longer than one small batch of windows.
+
+One collector task forms batches of at most ``max_batch_size`` items (texts or windows) and ``max_batch_tokens``
+tokens (a single item over the token budget runs alone) and runs ``predict`` on each in ONE worker thread (the model
+is never called concurrently; the event loop stays free to accept and parse requests). A batch closes when full or
+``max_wait_ms`` after its oldest waiting request arrived. Items are taken *fairly*, not first come first served: the
+next item always comes from the waiting request that will have had the fewest tokens computed once that item is done
+(ties: the older request). With ``similar_length``, a batch led by a short item takes no item more than that many
+times as long (a short post is not made to wait for long windows padded into its model call). A large request is
+therefore spread over many small batches, and a one-post request that arrives while sixteen worst-case requests are
+being worked through leads the very next batch: it waits for the batch being computed (at most
+``max_batch_tokens`` tokens; with windows, one model chunk) and its own short one, not for everything queued before
+it, nor for the rest of a long text.
 
 A request whose caller gave up (timeout, disconnect: its future is cancelled) is dropped between batches; and when
 every request of the batch being computed has gone, the predictor stops between its model chunks
-(``serving.predictor.stop_when``), so a long text nobody waits for costs at most one more chunk. Sorting texts by
-length (to cut padding) and splitting a batch into model chunks is the predictor's job.
+(``serving.predictor.stop_when``), so a long text nobody waits for costs at most one more chunk. Sorting a batch by
+length (to cut padding) and splitting it into model chunks is the predictor's job.
 """
 
 from __future__ import annotations
@@ -27,9 +35,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-from serving.predictor import Abandoned, stop_when
+import numpy as np
+
+from serving.predictor import Abandoned, Reply, stop_when
 
 log = logging.getLogger("counterpoint.batcher")
 
@@ -42,26 +52,106 @@ class BatcherStopped(Exception):
     """The batcher is not running (starting up or shutting down)."""
 
 
+class Split(Protocol):
+    """How texts are cut into separately scheduled units, and put back together."""
+
+    def split(self, items: list) -> list[tuple[Any, list[tuple[Any, int]]]]:
+        """Per item: what ``combine`` needs of it, and its units with their token costs (at least one unit)."""
+
+    def combine(self, key: Any, outputs: list) -> Any:
+        """An item's result from its units' outputs (in unit order); runs on the model thread."""
+
+
+class WindowWork:
+    """Window-level scheduling for a transformer predictor (``text_windows``, ``score_windows``,
+    ``predict_windows``): each text (or ``Reply``) is cut into its model windows, each costing its tokens; ``score``
+    is the batcher's model call; a text's prediction is ``predict_windows`` on its windows' logits: what
+    ``predictor.predict(texts, profile, contexts)`` gives, up to int8 batch noise (about 1e-3)."""
+
+    #: A batch led by a short window (a short post) takes no window more than twice as long.
+    SIMILAR_LENGTH = 2.0
+
+    def __init__(self, predictor, profile=None):
+        self.predictor = predictor
+        self.profile = profile
+
+    @staticmethod
+    def supports(predictor) -> bool:
+        return all(callable(getattr(predictor, name, None))
+                   for name in ("text_windows", "score_windows", "predict_windows"))
+
+    def chunk_tokens(self, model_batch_size: int) -> int:
+        """Tokens of one full model chunk: ``model_batch_size`` windows of ``max_length`` tokens."""
+        return max(1, int(model_batch_size)) * int(getattr(self.predictor, "max_length", 128))
+
+    def split(self, items: list) -> list[tuple[str, list[tuple[list[int], int]]]]:
+        texts = [i.text if isinstance(i, Reply) else i for i in items]
+        contexts = ([i.context if isinstance(i, Reply) else None for i in items]
+                    if any(isinstance(i, Reply) for i in items) else None)
+        norm, windows = self.predictor.text_windows(texts, contexts)
+        return [(text, [(w, len(w)) for w in ws]) for text, ws in zip(norm, windows)]
+
+    def score(self, windows: list[list[int]]) -> np.ndarray:
+        return self.predictor.score_windows(windows)
+
+    def combine(self, text: str, outputs: list):
+        return self.predictor.predict_windows([text], [np.stack(outputs)], self.profile)[0]
+
+
+#: Requests of at most this many characters are split on the event loop (tokenising them takes microseconds).
+INLINE_SPLIT_CHARS = 2000
+
+
+def _chars(item) -> int:
+    if isinstance(item, Reply):
+        return len(item.text) + len(item.context or "")
+    return len(item) if isinstance(item, str) else INLINE_SPLIT_CHARS + 1
+
+
 @dataclass(eq=False)
 class _Job:
-    texts: list[str]
-    costs: list[int]
+    keys: list                 # per text: what combine needs (the text itself without a split)
+    units: list                # every unit of every text, text by text
+    costs: list[int]           # per unit
+    text_of: list[int]         # per unit: its text
+    first: list[int]           # per text: its first unit
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
     results: list = field(default_factory=list)
-    next: int = 0          # index of the next text to schedule
-    finished: int = 0      # texts with a result
-    served: int = 0        # tokens scheduled so far (the fairness key)
+    outputs: list = field(default_factory=list)
+    next: int = 0              # index of the next unit to schedule
+    scheduled_texts: int = 0   # texts whose every unit is scheduled
+    finished: int = 0          # texts with a result
+    served: int = 0            # tokens scheduled so far (the fairness key)
 
     def __post_init__(self) -> None:
-        self.results = [None] * len(self.texts)
+        self.results = [None] * len(self.keys)
+        self.outputs = [None] * len(self.units)
 
     @property
     def waiting(self) -> bool:
-        return self.next < len(self.texts)
+        return self.next < len(self.units)
 
     def pending_cost(self) -> int:
         return sum(self.costs[self.next:])
+
+    def is_last(self, k: int) -> bool:
+        """Unit ``k`` is its text's last."""
+        return k + 1 == len(self.units) or self.text_of[k + 1] != self.text_of[k]
+
+
+def _job(plan: list[tuple[Any, list[tuple[Any, int]]]], future: asyncio.Future) -> _Job:
+    keys, units, costs, text_of, first = [], [], [], [], []
+    for t, (key, parts) in enumerate(plan):
+        if not parts:
+            raise ValueError(f"text {t} was split into no units")
+        keys.append(key)
+        first.append(len(units))
+        for unit, cost in parts:
+            units.append(unit)
+            costs.append(max(1, int(cost)))
+            text_of.append(t)
+    return _Job(keys, units, costs, text_of, first, future)
 
 
 @dataclass
@@ -72,14 +162,19 @@ class BatchStats:
     requests: int
     seconds: float
     tokens: int = 0
+    #: Units in the batch: windows under window scheduling, else the texts.
+    units: int = 0
 
 
 class MicroBatcher:
-    def __init__(self, predict: Callable[[list[str]], list], *, max_batch_size: int = 32, max_wait_ms: float = 1.0,
+    def __init__(self, predict: Callable[[list], Sequence], *, max_batch_size: int = 32, max_wait_ms: float = 1.0,
                  queue_size: int = 1024, max_batch_tokens: int | None = None, queue_tokens: int | None = None,
                  on_batch: Callable[[BatchStats, list], None] | None = None,
-                 on_queue_depth: Callable[[int], None] | None = None):
+                 on_queue_depth: Callable[[int], None] | None = None, split: Split | None = None,
+                 similar_length: float | None = None):
         self._predict = predict
+        self._split = split
+        self.similar_length = similar_length
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000.0
@@ -87,7 +182,7 @@ class MicroBatcher:
         self.queue_tokens = queue_tokens
         self._on_batch = on_batch
         self._on_queue_depth = on_queue_depth
-        self._jobs: list[_Job] = []       # requests with texts not yet scheduled, oldest first
+        self._jobs: list[_Job] = []       # requests with units not yet scheduled, oldest first
         self._pending_texts = 0
         self._pending_tokens = 0
         self._wakeup: asyncio.Event | None = None
@@ -96,13 +191,20 @@ class MicroBatcher:
         self.batches = 0
         #: Model calls stopped between chunks because every request in them had gone.
         self.abandoned_batches = 0
-        #: Texts dropped because their request was given up before they reached the model.
+        #: Texts with units dropped because their request was given up before those units reached the model.
         self.dropped_texts = 0
+        #: Units (windows; texts without a split) dropped so.
+        self.dropped_units = 0
 
     # -- life cycle -------------------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def scheduling(self) -> str:
+        """``windows`` (texts split into separately scheduled units) or ``texts``."""
+        return "texts" if self._split is None else "windows"
 
     @property
     def depth(self) -> int:
@@ -139,8 +241,16 @@ class MicroBatcher:
             self._executor = None
 
     # -- requests ---------------------------------------------------------------------------------------------
-    async def submit(self, texts: Sequence[str], costs: Sequence[int] | None = None) -> list:
-        """Predictions for ``texts`` (in order); ``costs``: tokens per text (default 1 each)."""
+    def _admit(self, texts: int, tokens: int) -> None:
+        if self._pending_texts + texts > self.queue_size:
+            raise QueueFull(f"the queue is full ({self._pending_texts} of {self.queue_size} texts waiting)")
+        if self.queue_tokens is not None and self._pending_tokens + tokens > self.queue_tokens:
+            raise QueueFull(f"the queue is full ({self._pending_tokens:,} of {self.queue_tokens:,} tokens waiting; "
+                            f"this request needs {tokens:,})")
+
+    async def submit(self, texts: Sequence, costs: Sequence[int] | None = None) -> list:
+        """Results for ``texts`` (in order); ``costs``: tokens per text (default 1 each; with a split, the units'
+        own costs count once the texts are split, and ``costs`` only serve to refuse early)."""
         if not self.running:
             raise BatcherStopped("the model is not ready yet")
         if not texts:
@@ -148,13 +258,20 @@ class MicroBatcher:
         costs = [max(1, int(c)) for c in costs] if costs is not None else [1] * len(texts)
         if len(costs) != len(texts):
             raise ValueError("one cost per text")
-        total = sum(costs)
-        if self._pending_texts + len(texts) > self.queue_size:
-            raise QueueFull(f"the queue is full ({self._pending_texts} of {self.queue_size} texts waiting)")
-        if self.queue_tokens is not None and self._pending_tokens + total > self.queue_tokens:
-            raise QueueFull(f"the queue is full ({self._pending_tokens:,} of {self.queue_tokens:,} tokens waiting; "
-                            f"this request needs {total:,})")
-        job = _Job(list(texts), costs, asyncio.get_running_loop().create_future())
+        self._admit(len(texts), sum(costs))
+        if self._split is None:
+            plan = [(text, [(text, cost)]) for text, cost in zip(texts, costs)]
+        elif sum(map(_chars, texts)) <= INLINE_SPLIT_CHARS:  # a short post: microseconds, no thread hop
+            plan = self._split.split(list(texts))
+        else:
+            # Tokenising long texts takes milliseconds: off the event loop (and off the model thread).
+            plan = await asyncio.to_thread(self._split.split, list(texts))
+            if not self.running:
+                raise BatcherStopped("the service is shutting down")
+        job = _job(plan, asyncio.get_running_loop().create_future())
+        total = sum(job.costs)
+        if self._split is not None:
+            self._admit(len(texts), total)  # again: others may have queued while this request was split
         self._jobs.append(job)
         self._pending_texts += len(texts)
         self._pending_tokens += total
@@ -173,42 +290,52 @@ class MicroBatcher:
             self._on_queue_depth(self._pending_texts)
 
     def _forget(self, job: _Job) -> None:
-        """Take a job's unscheduled texts out of the queue counts."""
-        self._pending_texts -= len(job.texts) - job.next
+        """Take a job's unscheduled units out of the queue counts."""
+        self._pending_texts -= len(job.keys) - job.scheduled_texts
         self._pending_tokens -= job.pending_cost()
 
     def _drop_given_up(self) -> None:
         keep = []
         for job in self._jobs:
             if job.future.done():
-                self.dropped_texts += len(job.texts) - job.next
+                self.dropped_texts += len(job.keys) - job.scheduled_texts
+                self.dropped_units += len(job.units) - job.next
                 self._forget(job)
-                job.next = len(job.texts)
+                job.next, job.scheduled_texts = len(job.units), len(job.keys)
             elif job.waiting:
                 keep.append(job)
         self._jobs = keep
         self._report_depth()
 
-    def _take(self, limit_texts: int, limit_tokens: int | None, first: bool) -> list[tuple[_Job, int]]:
-        """Pick texts fairly: each next text from the waiting job that will have had the fewest tokens computed once
-        this text is done (so a new short request goes before a new long one; ties: the older job). ``first``:
-        the batch is empty, so one text over ``limit_tokens`` may still go (alone)."""
+    def _take(self, limit_units: int, limit_tokens: int | None, lead: int | None) -> list[tuple[_Job, int]]:
+        """Pick units fairly: each next unit from the waiting job that will have had the fewest tokens computed once
+        this unit is done (so a new short request goes before a new long one; ties: the older job). ``lead``: the
+        cost of the batch's first unit (None: the batch is empty, so one unit over ``limit_tokens`` may still go,
+        alone); with ``similar_length``, a unit longer than that many leads opens the next batch."""
         picked: list[tuple[_Job, int]] = []
         tokens = 0
-        while len(picked) < limit_texts:
+        first = lead is None
+        while len(picked) < limit_units:
             candidates = [j for j in self._jobs if j.waiting and not j.future.done()]
             if not candidates:
                 break
             job = min(candidates, key=lambda j: (j.served + j.costs[j.next], j.enqueued))
-            cost = job.costs[job.next]
+            k = job.next
+            cost = job.costs[k]
             if (picked or not first) and limit_tokens is not None and tokens + cost > limit_tokens:
                 break  # it opens the next batch
-            picked.append((job, job.next))
+            if lead is None:
+                lead = cost
+            elif self.similar_length is not None and cost > lead * self.similar_length:
+                break  # much longer than the batch's first unit: it opens the next batch
+            picked.append((job, k))
             job.next += 1
             job.served += cost
             tokens += cost
-            self._pending_texts -= 1
             self._pending_tokens -= cost
+            if job.is_last(k):
+                job.scheduled_texts += 1
+                self._pending_texts -= 1
         self._jobs = [j for j in self._jobs if j.waiting]
         return picked
 
@@ -224,12 +351,13 @@ class MicroBatcher:
         tokens = 0
         while True:
             budget = None if self.max_batch_tokens is None else max(self.max_batch_tokens - tokens, 0)
-            more = self._take(self.max_batch_size - len(batch), budget, first=not batch)
+            lead = batch[0][0].costs[batch[0][1]] if batch else None
+            more = self._take(self.max_batch_size - len(batch), budget, lead)
             batch += more
-            tokens += sum(job.costs[i] for job, i in more)
+            tokens += sum(job.costs[k] for job, k in more)
             full = len(batch) >= self.max_batch_size or (
                 self.max_batch_tokens is not None and tokens >= self.max_batch_tokens)
-            if full or any(j.waiting for j in self._jobs):  # full, or the next text would not fit
+            if full or any(j.waiting for j in self._jobs):  # full, or the next unit would not fit
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -243,25 +371,38 @@ class MicroBatcher:
         self._report_depth()
         return batch
 
-    def _run(self, texts: list[str], batch: list[tuple[_Job, int]]) -> list:
-        """The model call (on the model thread), stoppable between chunks once every request in it has gone."""
+    def _run(self, batch: list[tuple[_Job, int]]) -> list[tuple[_Job, int, Any]]:
+        """The model call (on the model thread), stoppable between chunks once every request in it has gone; then
+        the result of each text whose last unit this was: ``(job, text, result)``."""
         with stop_when(lambda: all(job.future.done() for job, _ in batch)):
-            return self._predict(texts)
+            outputs = self._predict([job.units[k] for job, k in batch])
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"the model returned {len(outputs)} outputs for {len(batch)} inputs")
+        done = []
+        for (job, k), output in zip(batch, outputs):
+            job.outputs[k] = output
+            if not job.is_last(k) or job.future.done():
+                continue
+            t = job.text_of[k]
+            parts = job.outputs[job.first[t]:k + 1]
+            job.outputs[job.first[t]:k + 1] = [None] * len(parts)
+            done.append((job, t, parts[0] if self._split is None else self._split.combine(job.keys[t], parts)))
+        return done
 
     async def _collect(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
-            batch = [(job, i) for job, i in batch if not job.future.done()]
+            batch = [(job, k) for job, k in batch if not job.future.done()]
             if not batch:
                 continue
-            texts = [job.texts[i] for job, i in batch]
+            texts = len({(id(job), job.text_of[k]) for job, k in batch})
             started = time.perf_counter()
             try:
-                predictions = await loop.run_in_executor(self._executor, self._run, texts, batch)
+                done = await loop.run_in_executor(self._executor, self._run, batch)
             except Abandoned:
                 self.abandoned_batches += 1
-                log.info("stopped a model call of %d texts: every request in it had gone", len(texts))
+                log.info("stopped a model call of %d units: every request in it had gone", len(batch))
                 self._drop_given_up()
                 continue
             except asyncio.CancelledError:
@@ -270,7 +411,7 @@ class MicroBatcher:
                         job.future.set_exception(BatcherStopped("the service is shutting down"))
                 raise
             except Exception as exc:  # the model failed on this batch: every request in it gets the error
-                log.error("model call failed on a batch of %d texts: %s", len(texts), type(exc).__name__,
+                log.error("model call failed on a batch of %d units: %s", len(batch), type(exc).__name__,
                           exc_info=exc)
                 for job, _ in batch:
                     if not job.future.done():
@@ -280,14 +421,15 @@ class MicroBatcher:
             seconds = time.perf_counter() - started
             self.batches += 1
             requests = {id(job) for job, _ in batch}
-            for (job, i), prediction in zip(batch, predictions):
-                job.results[i] = prediction
+            for job, t, result in done:
+                job.results[t] = result
                 job.finished += 1
-                if job.finished == len(job.texts) and not job.future.done():
+                if job.finished == len(job.keys) and not job.future.done():
                     job.future.set_result(job.results)
             if self._on_batch is not None:
                 try:
-                    self._on_batch(BatchStats(texts=len(texts), requests=len(requests), seconds=seconds,
-                                              tokens=sum(job.costs[i] for job, i in batch)), predictions)
+                    self._on_batch(BatchStats(texts=texts, requests=len(requests), seconds=seconds,
+                                              tokens=sum(job.costs[k] for job, k in batch), units=len(batch)),
+                                   [result for _, _, result in done])
                 except Exception as exc:  # metrics must never stop the batcher
                     log.warning("batch callback failed: %s", exc)

@@ -140,3 +140,13 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class ReloadResponse(BaseModel):
+    """``POST /v1/admin/reload``: the model swapped out and the one now serving."""
+
+    old: ModelRef = Field(description="The model served before the reload (it finished the requests it held).")
+    new: ModelRef = Field(description="The model serving from now on.")
+    folder: str = Field(description="The model folder loaded (the service's model path with symlinks resolved).")
+    load_s: float = Field(description="Seconds spent loading and checking the new folder.")
+    drain_s: float = Field(description="Seconds the old model took to finish the requests it held.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import numpy as np
 import pytest
 
 from serving.api.batcher import BatcherStopped, MicroBatcher, QueueFull
@@ -227,3 +228,215 @@ def test_a_model_call_nobody_waits_for_stops_between_chunks(predictor):
     run(main())
     assert len(chunks_run) < 50 + 10  # the abandoned call stopped early; the next one ran in full
     assert chunks_run.count(49) == 1
+
+
+# -- window-level scheduling (a real transformer: texts split into their model windows) --------------------------
+LONG = " ".join(["The ministry announced new rules for madrassa registration today, and the committee met."] * 60)
+SHORT = "yaar kal match dekhne chalein? traffic bohat hai"
+
+
+@pytest.fixture(scope="module")
+def fp32(transformer_model_dir):
+    from serving.predictor import load_predictor
+
+    return load_predictor(transformer_model_dir, "onnx", batch_size=4)
+
+
+class GatedWork:
+    """``WindowWork`` whose model calls are recorded (windows per call, and whose) and can be held at a gate."""
+
+    def __init__(self, predictor, gated: bool = False):
+        from serving.api.batcher import WindowWork
+
+        self.work = WindowWork(predictor)
+        self.calls: list[list[tuple[int, ...]]] = []
+        self.entered, self.gate = threading.Event(), threading.Event()
+        if not gated:
+            self.gate.set()
+
+    def split(self, items):
+        return self.work.split(items)
+
+    def combine(self, key, outputs):
+        return self.work.combine(key, outputs)
+
+    def score(self, windows):
+        self.calls.append([tuple(w) for w in windows])
+        self.entered.set()
+        assert self.gate.wait(30)
+        return self.work.score(windows)
+
+
+def window_batcher(work, **kw) -> MicroBatcher:
+    """A batcher as the service wires it for a transformer: one model call holds at most 4 full windows."""
+    return MicroBatcher(work.score, split=work, max_batch_size=32, max_wait_ms=0, queue_size=100,
+                        max_batch_tokens=work.work.chunk_tokens(4), similar_length=work.work.SIMILAR_LENGTH, **kw)
+
+
+def assert_same(got, expected, atol=1e-5):
+    assert [p.label for p in got] == [p.label for p in expected]
+    for g, e in zip(got, expected):
+        assert g.scores == pytest.approx(e.scores, abs=atol)
+        assert (g.language, g.flagged, g.review) == (e.language, e.flagged, e.review)
+
+
+def test_a_long_texts_windows_interleave_with_a_short_post(fp32):
+    work = GatedWork(fp32, gated=True)
+    n_windows = len(fp32.text_windows([LONG])[1][0])
+    assert n_windows >= 8
+    order = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        batcher = window_batcher(work)
+        await batcher.start()
+        try:
+            assert batcher.scheduling == "windows"
+            long = asyncio.create_task(batcher.submit([LONG, "a second, short text"]))
+            long.add_done_callback(lambda _: order.append("long"))
+            assert await loop.run_in_executor(None, work.entered.wait, 30)  # the long text's first chunk
+            short = asyncio.create_task(batcher.submit([SHORT]))
+            short.add_done_callback(lambda _: order.append("short"))
+            await asyncio.sleep(0.05)
+            work.gate.set()
+            return await short, await long
+        finally:
+            work.gate.set()
+            await batcher.stop()
+
+    short, long = run(main())
+    assert order == ["short", "long"]  # the short post did not wait for the rest of the long text
+    short_window = tuple(fp32.text_windows([SHORT])[1][0][0])
+    assert work.calls[1] == [short_window]  # it went in the very next model call, without long windows
+    assert all(sum(map(len, call)) <= 4 * fp32.max_length for call in work.calls)  # calls of one chunk at most
+    assert sum(len(call) for call in work.calls) == n_windows + 2
+    # Aggregated per text from windows scored in many calls: the whole-text result (fp32: batch mates don't matter).
+    assert_same(short, fp32.predict([SHORT]))
+    assert_same(long, fp32.predict([LONG, "a second, short text"]))
+
+
+def test_window_results_equal_whole_text_predictions_under_int8(transformer_model_dir):
+    from serving.predictor import load_predictor
+
+    int8 = load_predictor(transformer_model_dir, batch_size=4)
+    assert int8.backend == "onnx-int8"
+    texts = [LONG, SHORT, LONG[:700], "Another post about the caravan and the checkpoint."]
+    work = GatedWork(int8)
+
+    async def main():
+        batcher = window_batcher(work)
+        await batcher.start()
+        try:
+            return await asyncio.gather(batcher.submit(texts[:2]), batcher.submit(texts[2:]))
+        finally:
+            await batcher.stop()
+
+    first, second = run(main())
+    assert_same(first + second, int8.predict(texts), atol=2e-3)  # int8: scales are chosen per batch
+
+
+def test_window_aggregation_keeps_subtypes_and_parent_posts(fp32):
+    """A deterministic stand-in for the graph (each window's logits depend on its tokens only), with a sub-type
+    head and reply context: scored window by window and put back together, every field equals ``predict``."""
+    import copy
+
+    from serving import labels as L
+    from serving.predictor import Reply
+
+    taxonomy = {label: list(names) for label, names in L.SUBTYPES.items()}
+    model = copy.copy(fp32)
+    model.meta = fp32.meta.model_copy(update={"subtypes": taxonomy, "context": True})
+    columns = len(L.LABELS) + len(L.subtype_names(taxonomy))
+    basis = np.random.default_rng(0).normal(size=(64, columns))
+
+    def graph(ids, mask):
+        hashed = np.zeros((len(ids), 64))
+        for r, (row, m) in enumerate(zip(ids, mask)):
+            for tok in row[m.astype(bool)]:
+                hashed[r, int(tok) * 2654435761 % 64] += 1.0
+        return ((hashed / mask.sum(axis=1, keepdims=True)) @ basis * 3).astype(np.float32)
+
+    model._run = graph
+    texts = [LONG, SHORT, LONG[:1500] + " they all deserve it", "hello"]
+    contexts = [None, "These people should be driven out.", "A long parent post " * 30, None]
+    items = [t if c is None else Reply(t, c) for t, c in zip(texts, contexts)]
+    work = GatedWork(model)
+
+    async def main():
+        batcher = window_batcher(work)
+        await batcher.start()
+        try:
+            return await batcher.submit(items)
+        finally:
+            await batcher.stop()
+
+    got = run(main())
+    expected = model.predict(texts, contexts=contexts)
+    assert len(work.calls) > 3 and any(len({tuple(w) for w in call}) > 1 for call in work.calls)
+    assert got == expected  # label, scores, language, review and sub-type: all equal
+    assert [p.subtype_logits for p in got] == [p.subtype_logits for p in expected]
+    assert all(p.subtype is not None for p in got)
+
+
+def test_an_abandoned_long_text_stops_between_chunks(fp32):
+    """Given up while the first model chunk of its first call runs: the call stops before its next chunk, and none
+    of the text's other windows is scored."""
+    import copy
+
+    model = copy.copy(fp32)
+    model.batch_size = 1  # each window is a model chunk: the call can stop between them
+    chunks, entered, gate = [], threading.Event(), threading.Event()
+    inner = model._run
+
+    def graph(ids, mask):
+        chunks.append(len(ids))
+        entered.set()
+        assert gate.wait(30)
+        return inner(ids, mask)
+
+    model._run = graph
+    work = GatedWork(model)
+    n_windows = len(fp32.text_windows([LONG])[1][0])
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        batcher = window_batcher(work)
+        await batcher.start()
+        try:
+            doomed = asyncio.create_task(batcher.submit([LONG]))
+            assert await loop.run_in_executor(None, entered.wait, 30)  # the first of its call's 4 chunks runs
+            doomed.cancel()  # the request timed out or its client disconnected
+            await asyncio.sleep(0.01)
+            gate.set()
+            assert_same(await batcher.submit([SHORT]), fp32.predict([SHORT]))
+            assert batcher.abandoned_batches == 1
+            assert batcher.dropped_units == n_windows - 4 and batcher.dropped_texts == 1
+            assert batcher.depth == 0 and batcher.depth_tokens == 0
+        finally:
+            gate.set()
+            await batcher.stop()
+
+    run(main())
+    assert len(work.calls) == 2 and len(work.calls[0]) == 4  # the doomed call, then the short post's
+    assert chunks == [1, 1]  # one chunk of the doomed call ran, then the short post's
+
+
+def test_the_service_schedules_a_transformer_by_windows(fp32, monkeypatch):
+    from serving.api import app as app_module
+    from tests.helpers import serve
+
+    texts = [LONG, SHORT]
+    expected = [p.to_dict() for p in fp32.predict(texts)]
+    with serve(fp32) as client:
+        batcher = client.app.state.service.batcher
+        assert batcher.scheduling == "windows" and batcher.max_batch_tokens == 4 * fp32.max_length
+        results = client.post("/v1/classify", json={"texts": texts}).json()["results"]
+        assert batcher.batches >= 3 and batcher.depth == 0 and batcher.depth_tokens == 0
+    for got, want in zip(results, expected):
+        assert got["label"] == want["label"] and got["scores"] == pytest.approx(want["scores"], abs=1e-5)
+    monkeypatch.setattr(app_module, "WINDOW_SCHEDULING", False)
+    with serve(fp32) as client:
+        assert client.app.state.service.batcher.scheduling == "texts"
+        whole = client.post("/v1/classify", json={"texts": texts}).json()["results"]
+    for got, want in zip(whole, results):
+        assert got["label"] == want["label"] and got["scores"] == pytest.approx(want["scores"], abs=1e-5)
