@@ -283,8 +283,15 @@ class _Base:
         prof = profile if isinstance(profile, Profile) else resolve_profile(self.meta, profile)
         norm = [normalize(t) for t in texts]
         probs, subs = self.scores(norm, normalized=True, contexts=self._contexts(contexts, len(norm), False))
+        return self._predictions(norm, probs, subs, prof)
+
+    def _predictions(self, norm: Sequence[str], probs: np.ndarray, subs: np.ndarray | None,
+                     prof: Profile) -> list[Prediction]:
+        """Predictions from calibrated probabilities (and deciding-window sub-type logits) of normalised texts."""
+        if not len(norm):
+            return []
         ids = decide(probs, prof.thresholds)
-        review = prof.review(probs[:, L.LABEL2ID[L.EXTREMIST]]) if len(norm) else []
+        review = prof.review(probs[:, L.LABEL2ID[L.EXTREMIST]])
         taxonomy = self.meta.subtypes
         out = []
         for k, (text, p, i, r) in enumerate(zip(norm, probs, ids, review)):
@@ -481,18 +488,7 @@ class _TransformerBase(_Base):
             owner_arr, e = np.asarray(owner), L.LABEL2ID[L.EXTREMIST]
             subs = np.stack([subs[r[probs[r, e].argmax()]]
                              for r in (np.flatnonzero(owner_arr == i) for i in range(len(texts)))])
-        ids = decide(agg, prof.thresholds)
-        review = prof.review(agg[:, L.LABEL2ID[L.EXTREMIST]])
-        taxonomy = self.meta.subtypes
-        out = []
-        for k, (text, p, i, r) in enumerate(zip(texts, agg, ids, review)):
-            label = L.ID2LABEL[int(i)]
-            scores = {name: round(float(p[j]), 6) for j, name in enumerate(L.LABELS)}
-            sub = None if subs is None else subs[k]
-            out.append(Prediction(label, scores, label == L.FLAG_LABEL, detect_language(text), bool(r),
-                                  subtype_choice(sub, label, taxonomy),
-                                  None if sub is None else tuple(float(v) for v in sub), taxonomy))
-        return out
+        return self._predictions(texts, agg, subs, prof)
 
 
 class OnnxPredictor(_TransformerBase):

@@ -94,6 +94,8 @@ class TrainSection(_Section):
     context_dropout: float = Field(0.3, ge=0, le=1)
     #: Train the sub-type head (transformers): weight of the sub-type loss next to the label loss; 0 = no head.
     subtype_weight: float = Field(0.0, ge=0)
+    #: Learning rate of the freshly initialised output layer, as a multiple of ``learning_rate``.
+    head_lr_multiplier: float = Field(1.0, gt=0)
 
 
 class LinearSection(_Section):

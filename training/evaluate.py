@@ -88,6 +88,8 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
         if key == "per_source" and len(groups) > 50:
             continue
         out[key] = {g: summary(y[idx], pred[idx]) for g, idx in sorted(groups.items())}
+        if key == "per_lang":  # what a moderator of each language sees (issue 9 sets its goals per language)
+            out["per_lang_user"] = {g: user_view(y[idx], pred[idx]) for g, idx in sorted(groups.items())}
     orig = defaultdict(list)
     for i, ex in enumerate(examples):
         if "orig_label" in ex.extra:

@@ -118,6 +118,8 @@ def int8_recipes(path: Path, num_layers: int) -> list[tuple[str, list[str]]]:
     2. ``ffn_out+middle_ffn``: also the feed-forward input projections of the middle third of the layers,
        where (measured on e5-small) the remaining flips came from.
     3. ``all_ffn``: every feed-forward MatMul; only attention is int8.
+    4. ``all_ffn+top_layers``: also every MatMul of the top third of the layers (fine-tuning moved those most).
+    5. ``all_ffn+attn_out``: also the attention output projections; only the fused Q/K/V projections are int8.
     """
     import onnx
 
@@ -126,7 +128,11 @@ def int8_recipes(path: Path, num_layers: int) -> list[tuple[str, list[str]]]:
     ffn_in = [n for n in names if n.endswith("/intermediate/dense/MatMul")]
     third = max(num_layers // 3, 1)
     middle = [n for n in ffn_in if any(f"layer.{k}/" in n for k in range(third, num_layers - third))]
-    return [("ffn_out", ffn_out), ("ffn_out+middle_ffn", ffn_out + middle), ("all_ffn", ffn_out + ffn_in)]
+    attn_out = [n for n in names if n.endswith("/attention/output/dense/MatMul")]
+    top = [n for n in names if any(f"layer.{k}/" in n for k in range(num_layers - third, num_layers))]
+    return [("ffn_out", ffn_out), ("ffn_out+middle_ffn", ffn_out + middle), ("all_ffn", ffn_out + ffn_in),
+            ("all_ffn+top_layers", sorted(set(ffn_out + ffn_in + top))),
+            ("all_ffn+attn_out", sorted(set(ffn_out + ffn_in + attn_out)))]
 
 
 def _argmax(graph: Path, folder: Path, texts: list[str]):

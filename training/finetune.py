@@ -70,7 +70,17 @@ def training_base(cfg) -> str:
     if not cfg.model.vocab_keep:
         return base
     if not Path(base).is_dir():
-        raise BaseModelError(f"model.vocab_keep needs a local base folder; {base!r} is a hub id")
+        raise BaseModelError(f"model.vocab_keep needs a local base folder; {base!r} is a hub id (set "
+                             "model.vocab_keep=\"\" to train on the full vocabulary)")
+    import json
+    import logging
+
+    tok = Path(base) / "tokenizer.json"
+    kind = json.loads(tok.read_text(encoding="utf-8")).get("model", {}).get("type") if tok.is_file() else None
+    if kind != "Unigram":  # the keep list holds sentencepiece pieces; a WordPiece/BPE base keeps its vocabulary
+        logging.getLogger(__name__).warning(
+            "model.vocab_keep ignored: base %s has a %s tokenizer, not a sentencepiece (Unigram) one", base, kind)
+        return base
     from training.prune_vocab import pruned_base
 
     return str(pruned_base(base, cfg.model.vocab_keep))
@@ -90,6 +100,16 @@ def freeze(model, *, embeddings: bool, layers: int) -> None:
         for layer in stack[:layers]:
             for p in layer.parameters():
                 p.requires_grad_(False)
+
+
+def _head(model):
+    """The output layer of a sequence classifier (BERT ``classifier``, RoBERTa ``classifier.out_proj``)."""
+    import torch
+
+    head = getattr(model, "classifier", None)
+    if head is None:
+        return torch.nn.Module()
+    return getattr(head, "out_proj", head)
 
 
 def set_seed(seed: int) -> None:
@@ -202,7 +222,12 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     lengths = [len(e) for e in encoded]
     y = torch.tensor(train_y, dtype=torch.long)
     sub_y = torch.tensor(train_subtypes, dtype=torch.long) if train_subtypes is not None else None
-    sub_loss = torch.nn.CrossEntropyLoss(ignore_index=-100)
+    sub_weights = None
+    if sub_y is not None:  # real posts are mostly a few kinds: weigh sub-types by 1/sqrt(frequency), mean 1
+        counts = np.bincount(sub_y[sub_y >= 0].numpy(), minlength=len(L.subtype_names())).astype(float)
+        w = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0)
+        sub_weights = torch.tensor(w / w[counts > 0].mean(), dtype=torch.float)
+    sub_loss = torch.nn.CrossEntropyLoss(weight=sub_weights, ignore_index=-100)
     n_labels = len(L.LABELS)
 
     counts = np.bincount(np.asarray(train_y), minlength=len(L.LABELS)).astype(float)
@@ -218,10 +243,16 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         total_steps = min(total_steps, tc.max_steps)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": tc.weight_decay},
-        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
+    head = {id(p) for p in _head(model).parameters()}
+    groups = []
+    for in_head in (False, True):  # the freshly initialised output layer learns faster (train.head_lr_multiplier)
+        lr = tc.learning_rate * (tc.head_lr_multiplier if in_head else 1.0)
+        part = [(n, p) for n, p in trainable if (id(p) in head) == in_head]
+        groups += [
+            {"params": [p for n, p in part if not any(k in n for k in no_decay)], "weight_decay": tc.weight_decay,
+             "lr": lr},
+            {"params": [p for n, p in part if any(k in n for k in no_decay)], "weight_decay": 0.0, "lr": lr}]
+    groups = [g for g in groups if g["params"]]
     optim = torch.optim.AdamW(groups, lr=tc.learning_rate)
     sched = get_linear_schedule_with_warmup(optim, int(tc.warmup_ratio * total_steps), total_steps)
     rng = random.Random(tc.seed)

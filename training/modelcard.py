@@ -100,6 +100,24 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
             rec = "n/a" if u["extremist_recall"] is None else f"{u['extremist_recall']:.3f}"
             lines.append(f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {_pct(u['ordinary_flagged'])} | "
                          f"{_pct(u['counter_flagged'])} | {prec} | {rec} |")
+    datasets = (result or {}).get("datasets") or {}
+    if meta.subtypes:
+        lines += ["", "### Rhetoric sub-types", "",
+                  "A second output names the rhetoric of the decided label (taxonomy in GUIDELINES.md §12): "
+                  + "; ".join(f"`{lab}`: {', '.join(names)}" for lab, names in meta.subtypes.items()) + "."]
+        lines += [f"- {k}: sub-type accuracy {v['subtypes']['accuracy']:.3f} on {v['subtypes']['n']} rows (a wrong "
+                  "label counts as a wrong sub-type)" for k, v in datasets.items()
+                  if k.startswith("test") and v.get("subtypes", {}).get("n")]
+    if meta.context:
+        lines += ["", "### Reply context", "",
+                  "The model reads an optional parent post per text (`contexts` in the API, `--context-field` in batch "
+                  "jobs); a text without one is judged as by a model without context."]
+        for k, v in datasets.items():
+            c = (v.get("context") or {}).get("ambiguous_alone") or {}
+            if k.startswith("test") and c.get("n"):
+                lines.append(f"- {k}: on {c['n']} replies that are ambiguous alone, accuracy "
+                             f"{c['accuracy_with_context']:.3f} with the parent vs {c['accuracy_without_context']:.3f} "
+                             "without.")
     lines += ["", "Full report: `eval/report.md`, `eval/metrics.json`.", "", "## Calibration", ""]
     if cal:
         lines += [f"Temperature {meta.temperature:.3f} fitted on dev (n = {cal.get('n')}); dev ECE "

@@ -299,6 +299,8 @@ def _drop_tokenizer_padding(path: Path) -> None:
 
 def _replace_folder(tmp: Path, out: Path) -> None:
     tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be read by the service user too
+    for path in tmp.rglob("*"):  # some writers (safetensors, the meta) create their files 0600
+        path.chmod(0o755 if path.is_dir() else 0o644)
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)

@@ -163,18 +163,23 @@ def check_texts(texts: list[str], settings: Settings) -> None:
         raise PayloadTooLarge(f"{len(texts)} texts in one request; the limit is {settings.max_texts_per_request}. "
                               "Split the request.", code="too_many_texts")
     for i, text in enumerate(texts):
-        if len(text) > settings.max_chars_per_text:
-            raise PayloadTooLarge(f"texts[{i}] has {len(text)} characters; the limit is {settings.max_chars_per_text} "
-                                  "characters per text.", code="text_too_long")
-        if not text.strip():
+        if len(text) <= settings.max_chars_per_text and not text.strip():
             raise InvalidRequest(f"texts[{i}] is empty; send non-empty texts only.", code="empty_text")
-        if "\x00" in text:
-            raise InvalidRequest(f"texts[{i}] contains a NUL character; remove it.", code="invalid_text")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRequest(f"texts[{i}] is not valid Unicode (it holds an unpaired surrogate escape).",
-                                 code="invalid_unicode") from None
+        _check_content(f"texts[{i}]", text, settings)
+
+
+def _check_content(where: str, text: str, settings: Settings) -> None:
+    """Length, NUL and Unicode rules of one text or parent post (``where`` names it in the message)."""
+    if len(text) > settings.max_chars_per_text:
+        raise PayloadTooLarge(f"{where} has {len(text)} characters; the limit is {settings.max_chars_per_text} "
+                              "characters per text.", code="text_too_long")
+    if "\x00" in text:
+        raise InvalidRequest(f"{where} contains a NUL character; remove it.", code="invalid_text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{where} is not valid Unicode (it holds an unpaired surrogate escape).",
+                             code="invalid_unicode") from None
 
 
 def check_contexts(contexts: list[str | None] | None, texts: list[str], predictor: Predictor,
@@ -190,16 +195,7 @@ def check_contexts(contexts: list[str | None] | None, texts: list[str], predicto
         if ctx is None or not ctx.strip():
             out.append(None)
             continue
-        if len(ctx) > settings.max_chars_per_text:
-            raise PayloadTooLarge(f"contexts[{i}] has {len(ctx)} characters; the limit is {settings.max_chars_per_text}"
-                                  " characters per text.", code="text_too_long")
-        if "\x00" in ctx:
-            raise InvalidRequest(f"contexts[{i}] contains a NUL character; remove it.", code="invalid_text")
-        try:
-            ctx.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRequest(f"contexts[{i}] is not valid Unicode (it holds an unpaired surrogate escape).",
-                                 code="invalid_unicode") from None
+        _check_content(f"contexts[{i}]", ctx, settings)
         out.append(ctx)
     if not any(out):
         return None

@@ -85,13 +85,14 @@ def test_the_same_reply_under_different_parents_is_not_leakage():
 
 
 # -- the trained folder ---------------------------------------------------------------------------------------
-def test_folder_says_it_reads_context_and_has_subtypes(context_predictor, transformer_model_dir):
+def test_folder_says_it_reads_context_and_has_subtypes(context_predictor, transformer_model_dir, linear_model_dir):
     from serving.artifact import load_meta
 
     meta = context_predictor.meta
     assert meta.context is True and meta.subtypes == {k: list(v) for k, v in L.SUBTYPES.items()}
-    plain = load_meta(transformer_model_dir)
-    assert plain.context is False and plain.subtypes is None
+    assert load_meta(transformer_model_dir).context is False  # no parent posts in its data
+    linear = load_meta(linear_model_dir)
+    assert linear.context is False and linear.subtypes is None  # no head on the linear baseline
 
 
 def test_without_parents_the_model_scores_as_before(context_predictor):
@@ -101,7 +102,7 @@ def test_without_parents_the_model_scores_as_before(context_predictor):
     np.testing.assert_array_equal(plain, context_predictor.predict_proba(texts, contexts=[None, "  ", None]))
     with_parent = context_predictor.predict_proba(texts, contexts=[PARENT, None, None])
     assert not np.allclose(with_parent[0], plain[0])  # the parent is read
-    np.testing.assert_allclose(with_parent[1:], plain[1:], atol=1e-3)  # int8: batch mates move scores slightly
+    np.testing.assert_allclose(with_parent[1:], plain[1:], atol=5e-3)  # int8: batch mates move scores slightly
 
 
 def test_a_parent_costs_its_tokens_and_long_replies_keep_windows(context_predictor):
@@ -125,11 +126,11 @@ def test_predictions_carry_a_subtype_of_their_label(context_predictor):
     assert moved.label == L.EXTREMIST and moved.subtype["name"] in L.SUBTYPES[L.EXTREMIST]
 
 
-def test_a_model_without_context_refuses_parents(transformer_model_dir):
+def test_a_model_without_context_refuses_parents(transformer_model_dir, linear_predictor):
     from serving.predictor import ContextNotSupported, load_predictor
 
+    assert linear_predictor.predict([REPLY], contexts=[None])[0].subtype is None  # no head: no sub-type
     predictor = load_predictor(transformer_model_dir)
-    assert predictor.predict([REPLY], contexts=[None])[0].subtype is None
     with pytest.raises(ContextNotSupported, match="not trained to read parent posts"):
         predictor.predict([REPLY], contexts=[PARENT])
     with pytest.raises(ValueError, match="one per text"):
@@ -137,7 +138,7 @@ def test_a_model_without_context_refuses_parents(transformer_model_dir):
 
 
 # -- API ------------------------------------------------------------------------------------------------------
-def test_api_contexts_and_subtypes(context_predictor, transformer_model_dir):
+def test_api_contexts_and_subtypes(context_predictor, transformer_model_dir, linear_predictor):
     from serving.predictor import load_predictor
 
     with serve(context_predictor) as client:
@@ -148,7 +149,7 @@ def test_api_contexts_and_subtypes(context_predictor, transformer_model_dir):
         with_parent, plain = r.json()["results"]
         assert with_parent["subtype"]["name"] in L.SUBTYPES[with_parent["label"]]
         alone = client.post("/v1/classify", json={"texts": [REPLY, "hello"]}).json()["results"]
-        assert alone[1]["scores"] == pytest.approx(plain["scores"], abs=1e-3)
+        assert alone[1]["scores"] == pytest.approx(plain["scores"], abs=5e-3)
         assert alone[0]["scores"] != with_parent["scores"]
         assert_error(client.post("/v1/classify", json={"texts": [REPLY], "contexts": [PARENT, PARENT]}), 422,
                      "contexts_mismatch", "one per text")
@@ -161,11 +162,15 @@ def test_api_contexts_and_subtypes(context_predictor, transformer_model_dir):
         assert_error(client.post("/v1/classify", json={"texts": [REPLY], "contexts": [PARENT]}), 422,
                      "context_not_supported", "without `contexts`")
         r = client.post("/v1/classify", json={"texts": [REPLY], "contexts": [None]})
+        assert r.status_code == 200
+    with serve(linear_predictor) as client:
+        r = client.post("/v1/classify", json={"texts": [REPLY]})
         assert r.status_code == 200 and "subtype" not in r.json()["results"][0]
 
 
 # -- batch and evaluation -------------------------------------------------------------------------------------
-def test_batch_context_field_and_subtype_column(context_model_dir, transformer_model_dir, tmp_path):
+def test_batch_context_field_and_subtype_column(context_model_dir, transformer_model_dir, linear_model_dir,
+                                                tmp_path):
     from serving.batch import BatchError, run_label_job
 
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "text": REPLY, "parent": PARENT},
@@ -182,7 +187,7 @@ def test_batch_context_field_and_subtype_column(context_model_dir, transformer_m
     with pytest.raises(BatchError, match="does not read parent posts"):
         run_label_job(src, tmp_path / "o2.jsonl", model=transformer_model_dir, context_field="parent",
                       progress=False)
-    run_label_job(src, tmp_path / "o3.jsonl", model=transformer_model_dir, progress=False)
+    run_label_job(src, tmp_path / "o3.jsonl", model=linear_model_dir, progress=False)
     assert all(row["pred_subtype"] is None for row in read_jsonl(tmp_path / "o3.jsonl"))
 
 
@@ -203,3 +208,14 @@ def test_evaluate_reports_context_and_subtypes(context_predictor, tmp_path):
     assert "Reply context" in report and "Sub-types" in report
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["datasets"]["context_pairs"]["context"]["field"] == "context"
+
+
+def test_parents_are_normalised_like_texts(context_predictor):
+    """A parent with zero-width characters and a fancy letter form scores as its normalised form (as in training)."""
+    from serving.text import normalize
+
+    noisy = "These peo\u200bple are FILTH and should be driven out \u2014 every last one of them!!!"
+    assert normalize(noisy) != noisy
+    a = context_predictor.predict([REPLY], contexts=[noisy])[0].scores
+    b = context_predictor.predict([REPLY], contexts=[normalize(noisy)])[0].scores
+    assert a == b
