@@ -222,7 +222,8 @@ def export(
                 _fail("the int8 export is checked against fp32 on labelled texts, and none were found (the folder's "
                       "training files are not here); pass --check-data FILE, or --no-quantize for fp32 only")
             texts = [normalize(ex.text) for ex in load_many(paths, FieldMap(strict=False))][:2000]
-        entry = export_onnx(model, quantize=not no_quantize, check_texts=texts)
+        keep_fp32 = bool(meta.training_config.get("export", {}).get("keep_fp32_onnx", True))
+        entry = export_onnx(model, quantize=not no_quantize, check_texts=texts, keep_fp32_onnx=keep_fp32)
         update_meta(model, onnx=entry)
     except _user_errors() as exc:
         _fail(str(exc))

@@ -112,7 +112,7 @@ def test_int8_export_without_agreement_ships_no_int8(transformer_model_dir, mini
     texts = [normalize(ex.text) for ex in load_many([mini_corpus], FieldMap(strict=False))][:40]
     entry = export_onnx(folder, check_texts=texts, min_agreement=1.01)  # a bar no recipe can reach
     assert entry["int8"] is None and "no int8 recipe reached" in entry["int8_note"]
-    assert len(entry["int8_recipes_tried"]) == 5 and not (folder / "model.int8.onnx").exists()
+    assert len(entry["int8_recipes_tried"]) == 6 and not (folder / "model.int8.onnx").exists()
     update_meta(folder, onnx=entry)
     assert load_predictor(folder).backend == "onnx"
 
