@@ -1,10 +1,11 @@
 """Build ``data/vocab/keep_pieces.txt``: the sentencepiece pieces of multilingual-e5-small that our texts use.
 
-    python data/vocab/build_keep.py [--background ../shared/background] [--tokenizer FILE] [--out FILE]
+    python data/vocab/build_keep.py [--background FOLDER] [--tokenizer FILE] [--out FILE]
 
 Texts: every row of the train and dev files ``data/labeled/{train,dev}*.jsonl`` (their ``text`` and ``context``;
 never the test files or the functional suite), and,
-with ``--background``, the background files of real posts (en: Davidson tweets, CrowdCounter posts and replies;
+with ``--background FOLDER``, a folder of unlabelled real posts as JSONL (the public sources of data/LICENSES.md in
+their released form: en: Davidson tweets, CrowdCounter posts and replies;
 ur: Dakshina sentences; roman_ur: Roman Urdu UCI comments and Dakshina's romanisations). A fixed fifth of the
 background rows (by a hash of the row id) is held out: it never enters the list, and the coverage report
 (``coverage.json`` beside the list) is measured on it, per language: the share of tokens whose piece survives the
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     listed = set(pieces)
     small = load_tokenizer(pruned.tokenizer_json)
     report = {"keep_list": {"pieces": len(pieces), "bytes": args.out.stat().st_size,
-                            "texts_used": len(build), "background": str(args.background) if args.background else None},
+                            "texts_used": len(build), "background": "real-post sources of data/LICENSES.md" if args.background else None},
               "pruned_vocab": len(kept), "original_vocab": len(vocab), "held_out": {}}
     by_lang: dict[str, list[str]] = {}
     for lang, text, held in background:

@@ -269,7 +269,7 @@ def test_e5_tokenizer_pruned_to_the_committed_keep_list_keeps_dev_texts():
     assert new.token_to_id("<mask>") == small.old2new[old.token_to_id("<mask>")]
     texts = [normalize(r["text"]) for r in read_jsonl(ROOT / "data" / "labeled" / "dev.jsonl")[:300]]
     assert all(same_tokens(old, new, texts)), ("a dev text needs a piece the keep list lacks; rebuild it: "
-                                               "python data/vocab/build_keep.py --background ../shared/background")
+                                               "python data/vocab/build_keep.py --background FOLDER")
     for enc_old, enc_new in zip(old.encode_batch(texts), new.encode_batch(texts)):
         assert enc_new.ids == [small.old2new[i] for i in enc_old.ids]
     rare = normalize("Pneumonoultramicroscopicsilicovolcanoconiosis Антидисестаблишментарианизм")
