@@ -159,6 +159,16 @@ def aggregate_windows(probs: np.ndarray, owner: Sequence[int], n_texts: int, met
     return out
 
 
+def deciding_subtypes(subs: np.ndarray | None, probs: np.ndarray, owner: Sequence[int],
+                      n_texts: int) -> np.ndarray | None:
+    """Each text's sub-type logits, from its deciding window (the one with the highest p(extremist))."""
+    if subs is None or len(owner) == n_texts:
+        return subs
+    owner_arr, e = np.asarray(owner), L.LABEL2ID[L.EXTREMIST]
+    rows = [np.flatnonzero(owner_arr == i) for i in range(n_texts)]
+    return np.stack([subs[r[probs[r, e].argmax()]] for r in rows])
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -282,7 +292,8 @@ class _Base:
         ``contexts``: an optional parent post per text (None where a text has none)."""
         prof = profile if isinstance(profile, Profile) else resolve_profile(self.meta, profile)
         norm = [normalize(t) for t in texts]
-        probs, subs = self.scores(norm, normalized=True, contexts=self._contexts(contexts, len(norm), False))
+        ctx = self._contexts(contexts, len(norm), False)  # checked and normalised once, here
+        probs, subs = self._aggregate(norm, ctx) if norm else (np.zeros((0, len(L.LABELS))), None)
         return self._predictions(norm, probs, subs, prof)
 
     def _predictions(self, norm: Sequence[str], probs: np.ndarray, subs: np.ndarray | None,
@@ -438,15 +449,8 @@ class _TransformerBase(_Base):
     def _aggregate(self, texts: list[str], contexts: list[str | None] | None = None
                    ) -> tuple[np.ndarray, np.ndarray | None]:
         probs, subs, owner = self._window_outputs(texts, contexts)
-        agg = aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation)
-        if subs is None:
-            return agg, None
-        if len(owner) == len(texts):
-            return agg, subs
-        # the sub-type of the deciding window: the one with the highest p(extremist)
-        owner_arr, e = np.asarray(owner), L.LABEL2ID[L.EXTREMIST]
-        rows = [np.flatnonzero(owner_arr == i) for i in range(len(texts))]
-        return agg, np.stack([subs[r[probs[r, e].argmax()]] for r in rows])
+        return (aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation),
+                deciding_subtypes(subs, probs, owner, len(texts)))
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError("transformer backends aggregate windows in _aggregate")
@@ -484,11 +488,7 @@ class _TransformerBase(_Base):
         probs = softmax(raw[:, :n], self.meta.temperature)
         subs = raw[:, n:] if self.meta.subtypes and raw.shape[1] > n else None
         agg = aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation)
-        if subs is not None and len(owner) != len(texts):  # the sub-type of each text's deciding window
-            owner_arr, e = np.asarray(owner), L.LABEL2ID[L.EXTREMIST]
-            subs = np.stack([subs[r[probs[r, e].argmax()]]
-                             for r in (np.flatnonzero(owner_arr == i) for i in range(len(texts)))])
-        return self._predictions(texts, agg, subs, prof)
+        return self._predictions(texts, agg, deciding_subtypes(subs, probs, owner, len(texts)), prof)
 
 
 class OnnxPredictor(_TransformerBase):

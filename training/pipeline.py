@@ -81,13 +81,12 @@ def training_inputs(examples: list[Example], texts: list[str], cfg: TrainConfig,
     """Parents, labels and sub-type ids for the training rows. A share ``train.context_dropout`` of the rows with a
     parent (all of them for a model that does not read context) is read alone: labelled with ``alone_label`` where
     the row has one, and left out of the sub-type loss when that changes the label."""
-    contexts = contexts_of(examples, cfg) if reads_context else None
+    parents = contexts_of(examples, cfg) or [None] * len(examples)
     rng = random.Random(f"{cfg.train.seed}:context-dropout")
     names = L.subtype_names()
-    parents = contexts_of(examples, cfg) or [None] * len(examples)
     ctx_out, ys, subs = [], [], []
     for i, ex in enumerate(examples):
-        label, ctx = ex.label, (contexts[i] if contexts else None)
+        label, ctx = ex.label, (parents[i] if reads_context else None)
         if parents[i] is not None and (ctx is None or rng.random() < cfg.train.context_dropout):
             ctx = None
             alone = ex.extra.get(cfg.data.alone_label_field)
