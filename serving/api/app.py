@@ -22,18 +22,18 @@ import time
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version as package_version
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Callable
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import labels as label_schema
 from serving.api.auth import ApiKeyMiddleware, KeyChecker, require_admin_key, require_api_key
 from serving.api.batcher import BatcherStopped, MicroBatcher, QueueFull, WindowWork
 from serving.api.errors import (MODEL_VERSION_HEADER, ApiError, BodyLimitMiddleware, InvalidRequest, Overloaded,
-                                PayloadTooLarge, Unavailable, install_error_handlers)
+                                PayloadTooLarge, Unavailable, error_body, install_error_handlers)
 from serving.api.metrics import RequestMetricsMiddleware, ServiceMetrics
 from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorResponse, Health, InfoResponse, ModelRef,
                                  Ready, ReloadResponse)
@@ -105,12 +105,13 @@ class Service:
             raise InvalidRequest(f"{exc}; see `profiles` in GET /v1/info", code="unknown_profile") from None
 
     async def classify(self, texts: list[str], costs: list[int] | None = None,
-                       request: Request | None = None) -> list:
+                       request: Request | None = None, *, reserve: int | None = None,
+                       check: Callable[[list], None] | None = None) -> list:
         """Predictions through the batcher. A request that times out, or whose client disconnects, is withdrawn
         from the queue: the batcher schedules none of its remaining texts."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.request_timeout_s
-        task = asyncio.ensure_future(self.batcher.submit(texts, costs))
+        task = asyncio.ensure_future(self.batcher.submit(texts, costs, reserve=reserve, check=check))
         try:
             while True:
                 remaining = deadline - loop.time()
@@ -216,6 +217,11 @@ def text_costs(predictor: Predictor, texts: list[str], settings: Settings,
         costs = [(1, len(t) // 4 + 2) for t in texts]
     else:
         costs = measure(texts, contexts) if contexts else measure(texts)
+    return check_costs(costs, settings)
+
+
+def check_costs(costs: list[tuple[int, int]], settings: Settings) -> list[int]:
+    """``(windows, tokens)`` per text -> tokens per text, or 413 (``too_many_windows``, ``request_too_costly``)."""
     for i, (windows, _) in enumerate(costs):
         if windows > settings.max_windows_per_text:
             raise PayloadTooLarge(
@@ -227,6 +233,70 @@ def text_costs(predictor: Predictor, texts: list[str], settings: Settings,
             f"the texts of this request are {total:,} model tokens; the limit is {settings.max_tokens_per_request:,} "
             "tokens per request. Send fewer or shorter texts per request.", code="request_too_costly")
     return [tokens for _, tokens in costs]
+
+
+def check_plan(plan: list, settings: Settings) -> None:
+    """The limits of ``check_costs`` on a window-scheduling split plan (per text: its windows and their tokens)."""
+    check_costs([(len(parts), sum(cost for _, cost in parts)) for _, parts in plan], settings)
+
+
+#: At least one model token per this many bytes of a /v1/classify JSON body (measured on our test and real posts:
+#: at most 6 bytes a token in English and Roman Urdu, 8.4 in Urdu as UTF-8 and 23.6 with Urdu escaped as \uXXXX,
+#: as Python's json.dumps sends it), so ``Content-Length // BODY_BYTES_PER_TOKEN`` never over-counts a request.
+BODY_BYTES_PER_TOKEN = 32
+
+
+def estimate_tokens(texts: list[str], contexts: list[str | None] | None = None) -> int:
+    """A lower bound on a request's model tokens from its characters (at least one token per 8), for admission
+    before tokenising."""
+    return (sum(map(len, texts)) + sum(len(c) for c in contexts or () if c)) // 8
+
+
+def reserve_tokens(texts: list[str], contexts: list[str | None] | None, settings: Settings, max_length: int) -> int:
+    """An upper bound on a request's model tokens, known before tokenising: a text of ``n`` characters is at most
+    ``2n`` pieces (a piece holds at least one character, plus a lone word-start piece), 4/3 of that over
+    overlapping windows, plus a parent post and special tokens in every window; and an accepted request never
+    costs more than ``max_tokens_per_request`` (else 413)."""
+    bound = sum(3 * len(t) + max_length for t in texts)
+    if contexts:
+        bound += sum(max_length * (1 + 3 * len(t) // max(1, max_length // 2)) for t, c in zip(texts, contexts) if c)
+    return min(bound, settings.max_tokens_per_request)
+
+
+class QueueAdmissionMiddleware:
+    """429 for a ``POST /v1/classify`` the queue has no room for, decided from its ``Content-Length`` before the
+    body is read or parsed (at least one token per ``BODY_BYTES_PER_TOKEN`` bytes): while the queue is full,
+    callers retrying large requests cost no parsing, so a short post from someone else still gets through. The
+    route then refuses on a closer estimate (characters) before tokenising, and the batcher on the exact cost."""
+
+    def __init__(self, app: ASGIApp, state: Any, path: str = "/v1/classify") -> None:
+        self.app = app
+        self.state = state
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service: Service | None = getattr(self.state, "service", None)
+        if (scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != self.path
+                or service is None or service.batcher.queue_tokens is None):
+            await self.app(scope, receive, send)
+            return
+        declared = next((value for name, value in scope.get("headers", []) if name == b"content-length"), None)
+        try:
+            estimate = int(declared) // BODY_BYTES_PER_TOKEN if declared is not None else 0
+        except ValueError:
+            estimate = 0
+        batcher = service.batcher
+        # Only a request that could be served once the queue drains: one over the per-request budget gets its 413
+        # from the route, with the exact figure.
+        if (estimate and estimate <= service.settings.max_tokens_per_request
+                and batcher.depth_tokens + estimate > batcher.queue_tokens):
+            error = Overloaded(f"the queue is full ({batcher.depth_tokens:,} of {batcher.queue_tokens:,} tokens "
+                               f"waiting; this request is at least {estimate:,}); retry after a moment")
+            response = JSONResponse(error_body(error.code, str(error)), status_code=error.status,
+                                    headers=error.headers)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 # -- dependencies -----------------------------------------------------------------------------------------------
@@ -304,16 +374,24 @@ async def classify(body: ClassifyRequest, service: ReadyService, request: Reques
     contexts = check_contexts(body.contexts, body.texts, service.predictor, settings)
     profile = service.profile_for(body.profile)
     started = time.perf_counter()
-    # A queue already full gets 429 before the texts are tokenised: overloaded callers retrying must not cost CPU.
-    # (At least one token per 8 characters: an estimate that can only under-count.)
-    if service.batcher.queue_tokens is not None and (
-            service.batcher.depth_tokens + sum(map(len, body.texts)) // 8 > service.batcher.queue_tokens):
-        raise Overloaded(f"the queue is full ({service.batcher.depth_tokens:,} of {service.batcher.queue_tokens:,} "
-                         "tokens waiting); retry after a moment")
-    # Tokenising 64 long texts takes milliseconds of CPU: off the event loop.
-    costs = await anyio.to_thread.run_sync(text_costs, service.predictor, body.texts, settings, contexts)
     items = body.texts if contexts is None else [Reply(t, c) for t, c in zip(body.texts, contexts)]
-    predictions = await service.classify(items, costs, request)
+    if service.batcher.scheduling == "windows":
+        # Admitted on an upper bound of its cost (refused for room before any tokenising), then tokenised once (the
+        # batcher's split), the limits checked on the split plan, and queued at its exact cost.
+        reserve = reserve_tokens(body.texts, contexts, settings, getattr(service.predictor, "max_length", 512))
+        predictions = await service.classify(items, request=request, reserve=reserve,
+                                             check=lambda plan: check_plan(plan, settings))
+    else:
+        estimate = estimate_tokens(body.texts, contexts)
+        # A queue already full gets 429 before the texts are tokenised: overloaded callers retrying must not cost
+        # CPU. (At least one token per 8 characters: an estimate that can only under-count.)
+        if service.batcher.queue_tokens is not None and (
+                service.batcher.depth_tokens + estimate > service.batcher.queue_tokens):
+            raise Overloaded(f"the queue is full ({service.batcher.depth_tokens:,} of "
+                             f"{service.batcher.queue_tokens:,} tokens waiting); retry after a moment")
+        # Tokenising 64 long texts takes milliseconds of CPU: off the event loop.
+        costs = await anyio.to_thread.run_sync(text_costs, service.predictor, body.texts, settings, contexts)
+        predictions = await service.classify(items, costs, request)
     if profile is not service.profile:
         predictions = [p.under(profile) for p in predictions]
     if log.isEnabledFor(logging.DEBUG):
@@ -576,6 +654,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     install_error_handlers(app)
     # The last added middleware is the outermost: metrics see (and stamp) the body-limit 413s too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside the key check: a full queue refuses large requests from their Content-Length, before reading them.
+    app.add_middleware(QueueAdmissionMiddleware, state=app.state)
     # Outside the body limit and the routes: a caller without a valid key costs no body reading or parsing.
     app.add_middleware(ApiKeyMiddleware, state=app.state)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics, state=app.state,

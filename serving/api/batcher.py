@@ -2,7 +2,9 @@
 
 Each request arrives with the cost of each of its texts (tokens over all its windows; 1 per text when the caller
 gives none). Requests wait in a queue bounded twice: ``queue_size`` texts and ``queue_tokens`` tokens; a request
-that would overflow either is refused at once (``QueueFull`` -> 429).
+that would overflow either is refused at once (``QueueFull`` -> 429). With a split, a request may instead be admitted
+on an upper bound of its tokens (``reserve``) before its texts are tokenised, so a refusal costs no tokenising and
+each admitted request is tokenised once (``submit``).
 
 What is scheduled: whole texts (``predict`` gets texts and returns one result per text), or, with a ``split`` (the
 service's transformers: ``WindowWork``), *windows*: each text is split into its model windows, each costing its
@@ -248,9 +250,17 @@ class MicroBatcher:
             raise QueueFull(f"the queue is full ({self._pending_tokens:,} of {self.queue_tokens:,} tokens waiting; "
                             f"this request needs {tokens:,})")
 
-    async def submit(self, texts: Sequence, costs: Sequence[int] | None = None) -> list:
+    async def submit(self, texts: Sequence, costs: Sequence[int] | None = None, *, reserve: int | None = None,
+                     check: Callable[[list], None] | None = None) -> list:
         """Results for ``texts`` (in order); ``costs``: tokens per text (default 1 each; with a split, the units'
-        own costs count once the texts are split, and ``costs`` only serve to refuse early)."""
+        own costs count once the texts are split, and ``costs`` only serve to refuse early).
+
+        With a split, ``reserve`` (an upper bound on the request's tokens, known before tokenising) admits the
+        request *before* it is split: the bound is held in the queue while the texts are tokenised, so concurrent
+        requests see it, and is then replaced by the exact cost (no larger, so no second refusal): a request
+        refused for room costs no tokenising, and the queue never holds more than ``queue_tokens``. Without it the
+        texts are split first and admitted on their exact cost. ``check(plan)`` sees the split plan before anything
+        is queued (e.g. per-text window limits) and may raise to refuse the request."""
         if not self.running:
             raise BatcherStopped("the model is not ready yet")
         if not texts:
@@ -258,19 +268,32 @@ class MicroBatcher:
         costs = [max(1, int(c)) for c in costs] if costs is not None else [1] * len(texts)
         if len(costs) != len(texts):
             raise ValueError("one cost per text")
-        self._admit(len(texts), sum(costs))
+        early = self._split is not None and reserve is not None
+        reserved = max(int(reserve), sum(costs)) if early else sum(costs)
+        self._admit(len(texts), reserved)
         if self._split is None:
             plan = [(text, [(text, cost)]) for text, cost in zip(texts, costs)]
-        elif sum(map(_chars, texts)) <= INLINE_SPLIT_CHARS:  # a short post: microseconds, no thread hop
-            plan = self._split.split(list(texts))
         else:
-            # Tokenising long texts takes milliseconds: off the event loop (and off the model thread).
-            plan = await asyncio.to_thread(self._split.split, list(texts))
+            if early:  # hold the room while tokenising (released below, replaced by the exact cost)
+                self._pending_texts += len(texts)
+                self._pending_tokens += reserved
+            try:
+                if sum(map(_chars, texts)) <= INLINE_SPLIT_CHARS:  # a short post: microseconds, no thread hop
+                    plan = self._split.split(list(texts))
+                else:
+                    # Tokenising long texts takes milliseconds: off the event loop (and off the model thread).
+                    plan = await asyncio.to_thread(self._split.split, list(texts))
+                if check is not None:
+                    check(plan)
+            finally:
+                if early:
+                    self._pending_texts -= len(texts)
+                    self._pending_tokens -= reserved
             if not self.running:
                 raise BatcherStopped("the service is shutting down")
         job = _job(plan, asyncio.get_running_loop().create_future())
         total = sum(job.costs)
-        if self._split is not None:
+        if self._split is not None and (not early or total > reserved):
             self._admit(len(texts), total)  # again: others may have queued while this request was split
         self._jobs.append(job)
         self._pending_texts += len(texts)

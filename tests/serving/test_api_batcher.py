@@ -440,3 +440,76 @@ def test_the_service_schedules_a_transformer_by_windows(fp32, monkeypatch):
         whole = client.post("/v1/classify", json={"texts": texts}).json()["results"]
     for got, want in zip(whole, results):
         assert got["label"] == want["label"] and got["scores"] == pytest.approx(want["scores"], abs=1e-5)
+
+
+def test_a_reservation_refuses_before_tokenising_and_the_queue_never_overflows(fp32):
+    """Admission on an upper bound (``reserve``): a request that may not fit is refused before its texts are split
+    (tokenised); one admitted is queued at its exact cost, and the queue never holds more than ``queue_tokens``."""
+    from serving.api.batcher import QueueFull
+
+    work = GatedWork(fp32, gated=True)
+    splits = []
+    split = work.split
+    work.split = lambda items: splits.append(len(items)) or split(items)
+    exact = sum(len(w) for w in fp32.text_windows([LONG])[1][0])
+
+    async def main():
+        batcher = window_batcher(work, queue_tokens=exact + 2 * fp32.max_length)
+        await batcher.start()
+        try:
+            first = asyncio.create_task(batcher.submit([LONG], reserve=exact + 100))
+            while not work.entered.is_set():
+                await asyncio.sleep(0.01)
+            assert batcher.depth_tokens <= batcher.queue_tokens
+            with pytest.raises(QueueFull, match="tokens waiting"):  # the bound does not fit: no tokenising
+                await batcher.submit([LONG], reserve=exact + 100)
+            assert splits == [1]
+            seen = []
+
+            def check(plan):
+                seen.append([len(parts) for _, parts in plan])
+                raise ValueError("refused by the check")
+
+            with pytest.raises(ValueError, match="refused by the check"):
+                await batcher.submit([SHORT], reserve=fp32.max_length, check=check)
+            assert seen == [[1]] and splits == [1, 1]  # split once, refused, nothing queued or left reserved
+            short = asyncio.create_task(batcher.submit([SHORT], reserve=fp32.max_length))
+            await asyncio.sleep(0.05)
+            assert batcher.depth_tokens <= batcher.queue_tokens
+            work.gate.set()
+            assert [p.label for p in await short] == [p.label for p in fp32.predict([SHORT])]
+            await first
+            assert batcher.depth == 0 and batcher.depth_tokens == 0
+        finally:
+            await batcher.stop()
+
+    run(main())
+
+
+def test_the_window_route_tokenises_once_and_checks_limits_on_the_split(fp32, monkeypatch):
+    from tests.helpers import assert_error, serve
+
+    calls = {"costs": 0, "windows": 0}
+    text_windows, window_costs = fp32.text_windows, fp32.window_costs
+
+    def counted_windows(*a, **kw):
+        calls["windows"] += 1
+        return text_windows(*a, **kw)
+
+    def counted_costs(*a, **kw):
+        calls["costs"] += 1
+        return window_costs(*a, **kw)
+
+    monkeypatch.setattr(fp32, "text_windows", counted_windows)
+    monkeypatch.setattr(fp32, "window_costs", counted_costs)
+    n = len(text_windows([LONG])[1][0])
+    with serve(fp32, max_windows_per_text=n - 1) as client:
+        assert client.post("/v1/classify", json={"texts": [SHORT, "another short one"]}).status_code == 200
+        assert calls == {"costs": 0, "windows": 1}
+        assert_error(client.post("/v1/classify", json={"texts": [SHORT, LONG]}), 413, "too_many_windows",
+                     "texts[1]", f"limit is {n - 1} windows")
+        batcher = client.app.state.service.batcher
+        assert batcher.depth_tokens == 0 and batcher.batches == 1  # nothing of the refused request queued
+    with serve(fp32, max_tokens_per_request=64, queue_tokens=64) as client:
+        assert_error(client.post("/v1/classify", json={"texts": [LONG]}), 413, "request_too_costly",
+                     "64 tokens per request")

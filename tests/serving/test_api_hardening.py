@@ -149,3 +149,32 @@ def test_info_states_window_aggregation_and_int8(linear_predictor):
         model = client.get("/v1/info").json()["model"]
     assert model["window_aggregation"] == "max" and model["int8"] is None and "int8_note" in model
     assert json.dumps(model)
+
+
+def test_a_full_queue_refuses_a_large_body_before_reading_it(linear_predictor):
+    """While the queue is full, a request whose Content-Length alone shows it cannot fit gets 429 without its body
+    being read or parsed (a broken body proves it), and a short post still gets in once there is room."""
+    from serving.api.app import BODY_BYTES_PER_TOKEN
+
+    costly = Costly(linear_predictor, gated=True)
+    with serve(costly, max_tokens_per_request=1000, queue_tokens=1000, max_wait_ms=0,
+               max_batch_tokens=100) as client:
+        answers = {}
+        first = threading.Thread(target=lambda: answers.setdefault("first", client.post(
+            "/v1/classify", json={"texts": ["a " * 40] * 9})))
+        first.start()
+        assert costly.entered.wait(20)
+        batcher = client.app.state.service.batcher
+        for _ in range(200):
+            if batcher.depth_tokens == 800:
+                break
+            threading.Event().wait(0.01)
+        broken = b'{"texts": ["' + b"x" * (BODY_BYTES_PER_TOKEN * 300)  # >= 300 tokens; no room for it
+        assert_error(client.post("/v1/classify", content=broken, headers=JSON), 429, "overloaded",
+                     "800 of 1,000 tokens waiting", "at least 3")
+        small = b'{"texts": ["' + b"x" * (BODY_BYTES_PER_TOKEN * 100)  # could fit: read, parsed, refused as JSON
+        assert_error(client.post("/v1/classify", content=small, headers=JSON), 400, "invalid_json")
+        costly.gate.set()
+        first.join(30)
+        assert answers["first"].status_code == 200
+        assert client.post("/v1/classify", json={"texts": ["a short post"]}).status_code == 200
