@@ -1,7 +1,8 @@
 """Split the written waves kept in data/written/ into the corpus files, reproducibly.
 
 - ``wave6_<lang>.jsonl`` (plain group hate with its counter-speech and neutral mentions, in minimal-pair families)
-  go into ``data/labeled/{train,dev,test}.jsonl`` by family, 80/10/10, seeded. Rows already there (same id) are
+  and ``wave8_<lang>.jsonl`` (short posts about groups in families of five: hate, a positive mention, negated hate,
+  a reply rejecting the claim, and the same strong words aimed at a person or a non-protected target) go into ``data/labeled/{train,dev,test}.jsonl`` by family, 80/10/10, seeded. Rows already there (same id) are
   replaced, so running it twice changes nothing.
 - ``context_<lang>.jsonl`` (parent post -> reply pairs, issue 15) go into ``data/labeled/{train,dev,test}.context.jsonl``
   70/15/15 by family (a family is one reply under several parents), so no reply is in two splits. Parents are
@@ -63,14 +64,15 @@ def groups(rows: list[dict]) -> dict[int, str]:
 
 
 def main() -> None:
-    waves = [r for p in sorted(WRITTEN.glob("wave6_*.jsonl")) for r in read(p)]
+    waves = [r for pattern in ("wave6_*.jsonl", "wave8_*.jsonl") for p in sorted(WRITTEN.glob(pattern))
+             for r in read(p)]
     new = {r["id"] for r in waves}
     for split in SPLITS:
         path = LABELED / f"{split}.jsonl"
         kept = [r for r in read(path) if r["id"] not in new]
         add = [r for r in waves if bucket(r["family"], (0.10, 0.10)) == split]
         write(path, kept + add)
-        print(f"{path.relative_to(ROOT)}: {len(kept)} + {len(add)} wave-6 rows")
+        print(f"{path.relative_to(ROOT)}: {len(kept)} + {len(add)} wave-6 and wave-8 rows")
     pairs = [r for p in sorted(WRITTEN.glob("context_*.jsonl")) for r in read(p)]
     key = groups(pairs)
     for split in SPLITS:
