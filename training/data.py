@@ -1,7 +1,8 @@
 """Corpora: load and validate labelled rows from any supported file, near-duplicate and leakage checks, splits.
 
 A *corpus row* (DESIGN.md): ``{"id", "text", "label", "lang", "kind", "source", "family"?}``. Files with other
-field names are mapped with the ``data.*_field`` config keys (or ``label_map`` for other label values).
+field names are mapped with the ``data.*_field`` config keys (or ``label_map`` for other label values). Besides files,
+``hf:owner/name[:split]`` names a dataset in the local Hugging Face cache, read offline (``load_hf_cached``).
 Validation never stops at the first problem: it returns every problem with file and line, so a user fixes a file
 in one pass.
 """
@@ -83,15 +84,19 @@ class FieldMap:
 
 def load_examples(path: str | Path, fields: FieldMap | None = None, fmt: str | None = None
                   ) -> tuple[list[Example], list[Problem]]:
-    """Read one file into examples, collecting (not raising) a problem for every unusable row."""
+    """Read one file into examples, collecting (not raising) a problem for every unusable row.
+
+    ``path`` may also be ``hf:owner/name[:split]``, a dataset in the local Hugging Face cache (``is_hf_spec``),
+    read offline; ``fmt`` does not apply to it.
+    """
     fields = fields or FieldMap()
-    path = Path(path)
+    hf = is_hf_spec(path)
+    path = str(path) if hf else Path(path)
     name = str(path)
     examples: list[Example] = []
     problems: list[Problem] = []
     try:
-        fmt = detect_format(path, fmt)
-        rows = iter_rows(path, fmt)
+        rows = iter_hf_rows(name) if hf else iter_rows(path, detect_format(path, fmt))
         for res in rows:
             if res.error:
                 problems.append(Problem(name, res.line, res.error))
@@ -162,6 +167,13 @@ def load_many(paths: Iterable[str | Path], fields: FieldMap | None = None, fmt: 
 def fingerprint(paths: Iterable[str | Path]) -> dict[str, dict]:
     out = {}
     for p in paths:
+        if is_hf_spec(p):  # the Arrow files of the cached split that was read
+            try:
+                files = sorted(f["filename"] for f in load_hf_cached(str(p)).cache_files)
+            except ValueError:
+                files = []
+            out[str(p)] = {"sha256": hashlib.sha256(b"".join(Path(f).read_bytes() for f in files)).hexdigest()}
+            continue
         p = Path(p)
         if p.is_file():
             digest = hashlib.sha256(p.read_bytes()).hexdigest()
@@ -169,6 +181,184 @@ def fingerprint(paths: Iterable[str | Path]) -> dict[str, dict]:
             digest = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(p.rglob("*.arrow")))).hexdigest()
         out[str(p)] = {"sha256": digest}
     return out
+
+
+# --- datasets in the local Hugging Face cache (hf:owner/name[:split]) ----------------------------------------------
+
+HF_PREFIX = "hf:"
+_HF_SPEC = re.compile(r"^hf:(?P<repo>[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?)(?::(?P<split>\w+(?:\.\w+)*))?$")
+
+
+def is_hf_spec(path: str | Path) -> bool:
+    """True for ``hf:owner/name`` / ``hf:owner/name:split`` (a ``Path`` made from such a string too)."""
+    return str(path).startswith(HF_PREFIX)
+
+
+def parse_hf_spec(spec: str) -> tuple[str, str | None]:
+    """``hf:owner/name[:split]`` -> (``owner/name``, split or None); a clear error for anything else."""
+    m = _HF_SPEC.match(str(spec))
+    if not m:
+        raise ValueError(f"{spec!r} is not a Hugging Face dataset reference; write hf:owner/name or "
+                         "hf:owner/name:split (e.g. hf:stanfordnlp/imdb:test)")
+    return m["repo"], m["split"]
+
+
+def hf_cache_dirs() -> tuple[Path, Path]:
+    """The ``datasets`` cache and the hub cache, read from the environment now (the ``datasets`` library reads it
+    once, at import): ``HF_DATASETS_CACHE`` / ``HF_HUB_CACHE``, else under ``HF_HOME`` (default
+    ``~/.cache/huggingface``)."""
+    import os
+
+    home = Path(os.path.expanduser(os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")))
+    datasets_cache = os.environ.get("HF_DATASETS_CACHE")
+    hub_cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    return (Path(os.path.expanduser(datasets_cache)) if datasets_cache else home / "datasets",
+            Path(os.path.expanduser(hub_cache)) if hub_cache else home / "hub")
+
+
+def _hf_prepared_dirs(repo: str, cache: Path) -> list[Path]:
+    """Where ``load_dataset(repo)`` left the prepared Arrow files: ``<cache>/owner___name/<config>/<version>/<hash>``
+    (the layout the library's offline fallback, ``CachedDatasetModuleFactory``, reads)."""
+    from datasets.naming import camelcase_to_snakecase
+
+    parts = repo.split("/")
+    parts[-1] = camelcase_to_snakecase(parts[-1])
+    root = cache / "___".join(parts)
+    return sorted(d for d in root.glob("*/*/*") if d.is_dir() and (d / "dataset_info.json").is_file())
+
+
+def _hf_snapshot(repo: str, hub_cache: Path) -> Path | None:
+    """The hub-cache snapshot of a dataset repository (``huggingface-cli download --repo-type dataset``,
+    ``snapshot_download``): ``<hub>/datasets--owner--name/snapshots/<refs/main>``, or None."""
+    folder = hub_cache / ("datasets--" + repo.replace("/", "--"))
+    ref = folder / "refs" / "main"
+    snapshots = folder / "snapshots"
+    if ref.is_file():
+        snap = snapshots / ref.read_text(encoding="utf-8").strip()
+        return snap if snap.is_dir() else None
+    found = sorted(snapshots.glob("*")) if snapshots.is_dir() else []
+    return found[0] if len(found) == 1 and found[0].is_dir() else None
+
+
+class _Offline:
+    """Offline mode for the length of one ``load_dataset`` call: the environment variables and the flags that
+    ``datasets`` and ``huggingface_hub`` copied from them at import; the library's own notices kept quiet."""
+
+    _ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+    def __enter__(self):
+        import os
+
+        import datasets
+        import huggingface_hub.constants as hub_constants
+
+        self._env = {k: os.environ.get(k) for k in self._ENV}
+        self._flags = [(mod, attr, getattr(mod, attr)) for mod, attr in
+                       ((datasets.config, "HF_HUB_OFFLINE"), (datasets.config, "HF_DATASETS_OFFLINE"),
+                        (hub_constants, "HF_HUB_OFFLINE")) if hasattr(mod, attr)]
+        for k in self._ENV:
+            os.environ[k] = "1"
+        for mod, attr, _ in self._flags:
+            setattr(mod, attr, True)
+        self._verbosity = datasets.logging.get_verbosity()
+        datasets.logging.set_verbosity_error()
+        bars = getattr(datasets.utils, "are_progress_bars_disabled", None)
+        self._bars = bars is not None and not bars()
+        if self._bars:
+            datasets.utils.disable_progress_bars()
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        import datasets
+
+        for k, v in self._env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        for mod, attr, value in self._flags:
+            setattr(mod, attr, value)
+        datasets.logging.set_verbosity(self._verbosity)
+        if self._bars:
+            datasets.utils.enable_progress_bars()
+        return False
+
+
+def _not_cached(repo: str, cache: Path, hub_cache: Path, detail: str = "") -> ValueError:
+    return ValueError(
+        f"the dataset {repo!r} is not in the local Hugging Face cache (looked in {cache}, the `datasets` "
+        f"cache, and {hub_cache}, the hub cache; set HF_HOME or HF_DATASETS_CACHE to use another){detail}. "
+        "Counterpoint reads it offline and never downloads. To put it there, run once on a machine with network "
+        f"and the same cache: python -c \"import datasets; datasets.load_dataset('{repo}')\" (or copy that "
+        "machine's cache folder here); or save it with `save_to_disk` and pass that folder to --data instead")
+
+
+def load_hf_cached(spec: str):
+    """The ``Dataset`` that ``hf:owner/name[:split]`` names, loaded offline with ``datasets.load_dataset`` from the
+    local cache (``hf_cache_dirs``). Without a split: ``train`` if there is one, else the only split.
+
+    Looked up, in order: the prepared Arrow files that an earlier ``load_dataset("owner/name")`` wrote to the
+    ``datasets`` cache (``owner___name/<config>/<version>/<hash>/``), then a hub-cache snapshot of the repository
+    (``datasets--owner--name/snapshots/<rev>/``), loaded as a local folder. Every failure is a ``ValueError``
+    that says what to do.
+    """
+    repo, split = parse_hf_spec(spec)
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(f"{spec} is a Hugging Face dataset; reading it needs the `datasets` library: "
+                         "pip install 'counterpoint[hf-datasets]'") from None
+    cache, hub_cache = hf_cache_dirs()
+    if _hf_prepared_dirs(repo, cache):
+        source = repo
+    else:
+        snapshot = _hf_snapshot(repo, hub_cache)
+        if snapshot is None:
+            raise _not_cached(repo, cache, hub_cache)
+        source = str(snapshot)
+    try:
+        with _Offline():
+            dsd = datasets.load_dataset(source, cache_dir=str(cache))
+    except ImportError:
+        raise
+    except Exception as exc:  # the library's errors vary by version (ConnectionError, FileNotFoundError, ...)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "multiple" in str(exc) and "configuration" in str(exc):
+            raise ValueError(f"the cache holds several configurations of {repo!r}; Counterpoint reads a "
+                             f"dataset with one. Load the one you want and pass it as a folder: "
+                             f"datasets.load_dataset('{repo}', CONFIG).save_to_disk(FOLDER) ({message})") from None
+        raise _not_cached(repo, cache, hub_cache, f" (the `datasets` library: {message})") from None
+    if not isinstance(dsd, datasets.DatasetDict):  # a single Dataset
+        dsd = datasets.DatasetDict({"train": dsd})
+    splits = list(dsd)
+    if split is None:
+        if "train" in dsd:
+            split = "train"
+        elif len(splits) == 1:
+            split = splits[0]
+        else:
+            raise ValueError(f"the dataset {repo!r} has no train split but several others ({', '.join(splits)}); "
+                             f"choose one, e.g. hf:{repo}:{splits[0]}")
+    if split not in dsd:
+        raise ValueError(f"the dataset {repo!r} has no split {split!r}; its splits are {', '.join(splits)} "
+                         f"(e.g. hf:{repo}:{splits[0]})")
+    return dsd[split]
+
+
+def iter_hf_rows(spec: str):
+    """The rows of ``hf:owner/name[:split]`` as ``serving.tabular.RowResult`` (``line``: the 1-based row number),
+    like every other reader."""
+    from serving.tabular import RowResult
+
+    ds = load_hf_cached(spec)
+    for offset in range(0, len(ds), 1024):
+        batch = ds[offset:min(offset + 1024, len(ds))]
+        names = list(batch)
+        for k in range(len(batch[names[0]]) if names else 0):
+            yield RowResult(offset + k + 1, {col: batch[col][k] for col in names})
 
 
 # --- duplicates --------------------------------------------------------------------------------------------------
