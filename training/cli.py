@@ -61,8 +61,17 @@ def train(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder to write")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint in "
+                                                          "OUTPUT.partial/ (written every train.checkpoint_every "
+                                                          "steps; removed once the model is written), with the "
+                                                          "same config and data; starts from the beginning when "
+                                                          "there is none")] = False,
 ) -> None:
-    """Train a model folder (transformer by default; --set model.kind=linear for the baseline)."""
+    """Train a model folder (transformer by default; --set model.kind=linear for the baseline).
+
+    A transformer fine-tune writes a checkpoint to OUTPUT.partial/ every train.checkpoint_every optimiser steps;
+    after a crash or kill -9, the same command with --resume continues it and ends with the metrics an
+    uninterrupted run would have had."""
     from training.config import load_config
     from training.pipeline import train as run_train
 
@@ -73,7 +82,7 @@ def train(
         overrides.append("output.dir=" + json.dumps(str(output)))
     try:
         cfg = load_config(config, overrides)
-        run_train(cfg, progress=not quiet, log=lambda m: typer.echo(m, err=True))
+        run_train(cfg, progress=not quiet, log=lambda m: typer.echo(m, err=True), resume=resume)
     except _user_errors() as exc:
         _fail(str(exc))
     except ImportError as exc:
@@ -217,7 +226,8 @@ def export(
             data_cfg = meta.training_config.get("data", {})
             paths = list(check_data or [])
             for key in ("dev", "test", "train"):
-                paths = paths or [Path(p) for p in data_cfg.get(key, []) if Path(p).is_file()]
+                paths = paths or [p if str(p).startswith("hf:") else Path(p) for p in data_cfg.get(key, [])
+                                  if str(p).startswith("hf:") or Path(p).is_file()]
             if not paths:
                 _fail("the int8 export is checked against fp32 on labelled texts, and none were found (the folder's "
                       "training files are not here); pass --check-data FILE, or --no-quantize for fp32 only")
@@ -486,6 +496,49 @@ def compare(
         _fail(str(exc))
     typer.echo(render_table(result))
     typer.echo(f"wrote {write_result(result, out)}")
+
+
+@app.command()
+def retrain(
+    feedback: Annotated[list[Path], typer.Option("--feedback", help="Feedback file(s) from `counterpoint feedback "
+                                                                    "export` (any --data format; repeatable)")],
+    champion: Annotated[Path, typer.Option("--champion", help="The model in service")] = Path("models/default"),
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Challenger folder (default: "
+                                                                          "models/challengers/<time>)")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Recipe (default: the champion's own, "
+                                                                          "from its model_meta.json)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value")]
+    = None,
+    cold: Annotated[bool, typer.Option("--cold", help="Train from the base model (as `counterpoint train` does), "
+                                                      "not from the champion's weights")] = False,
+    eval_files: Annotated[Optional[list[Path]], typer.Option("--eval", help="Extra suite file(s) (repeatable)")]
+    = None,
+    only_eval: Annotated[bool, typer.Option("--only-eval", help="Use only the --eval files, not the test split")]
+    = False,
+    resamples: Annotated[int, typer.Option(help="Paired bootstrap resamples")] = 1000,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
+) -> None:
+    """A challenger from the champion's recipe plus feedback (warm-started from the champion's weights, one
+    epoch), then the champion-vs-challenger table. Promote it with `counterpoint promote --challenger DIR`."""
+    import time as _time
+
+    from training.compare import default_suites, render_table
+    from training.retrain import retrain as run_retrain
+
+    out = output or Path("models/challengers") / _time.strftime("%Y%m%d-%H%M%S", _time.gmtime())
+    try:
+        result = run_retrain(champion, feedback, out, config=config, overrides=list(set_ or []), warm=not cold,
+                             suites=[*([] if only_eval else default_suites()), *(eval_files or [])],
+                             resamples=resamples, progress=not quiet, log=lambda m: typer.echo(m, err=True))
+    except _user_errors() as exc:
+        _fail(str(exc))
+    except ImportError as exc:
+        _missing_extra(exc, "`counterpoint retrain`")
+    typer.echo(render_table(result))
+    s = result["seconds"]
+    typer.echo(f"challenger {out}: trained in {s['train']:.0f} s, compared in {s['compare']:.0f} s "
+               f"({s['total'] / 60:.1f} min in all); comparison in {out / 'compare.json'}; promote with "
+               f"`counterpoint promote --challenger {out}`")
 
 
 _REGISTRY_OPT = typer.Option("--registry", help="Registry folder (versions + registry.json)")

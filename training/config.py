@@ -96,6 +96,13 @@ class TrainSection(_Section):
     subtype_weight: float = Field(0.0, ge=0)
     #: Learning rate of the freshly initialised output layer, as a multiple of ``learning_rate``.
     head_lr_multiplier: float = Field(1.0, gt=0)
+    #: Optimiser steps between checkpoints of a transformer fine-tune (0 = none), written to
+    #: ``<output.dir>.partial/`` and removed once the model folder is written; ``counterpoint train --resume``
+    #: continues a killed run from there and ends exactly as an uninterrupted run would.
+    checkpoint_every: int = Field(200, ge=0)
+    #: Share of training rows rewritten on the surface (emojis, an elongated letter, leetspeak, the other script;
+    #: ``training/augment.py``) with their label kept, so such marks stop reading as tone. Dev and test never are.
+    augment: float = Field(0.0, ge=0, le=1)
 
 
 class LinearSection(_Section):

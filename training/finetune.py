@@ -129,6 +129,8 @@ class FinetuneResult:
     best_epoch: int
     seconds: float
     train_rows: int
+    #: The run resumed from or wrote a checkpoint: remove the checkpoint folder once the model is written.
+    checkpoint_used: bool = False
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -194,22 +196,58 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
 
 def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[str], dev_y: list[int],
              *, progress: bool = True, train_contexts: list[str | None] | None = None,
-             dev_contexts: list[str | None] | None = None, train_subtypes: list[int] | None = None
-             ) -> FinetuneResult:
+             dev_contexts: list[str | None] | None = None, train_subtypes: list[int] | None = None,
+             checkpoint: str | Path | None = None, resume: bool = False, log=None) -> FinetuneResult:
     """Fine-tune ``cfg.model.base`` on normalised texts; returns the best-on-dev model and its tokenizer.
 
     ``train_contexts`` / ``dev_contexts``: a normalised parent post per text (None where none).
     ``train_subtypes``: a sub-type id per row (``serving.labels.subtype_names`` order; -100 = not trained): adds
-    the sub-type head."""
+    the sub-type head.
+    ``checkpoint``: the checkpoint folder (``training.checkpoint``; None = no checkpoints). Every
+    ``train.checkpoint_every`` optimiser steps the whole training state is written there; with ``resume`` a run
+    continues from it and ends exactly as an uninterrupted run would. The caller removes the folder once the model
+    is safely written (``FinetuneResult.checkpoint_used``)."""
     import torch
     from sklearn.metrics import f1_score
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
+    from training import checkpoint as ckpt
+
+    if log is None:
+        def log(message: str) -> None:
+            print(message, file=sys.stderr)
+
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     set_seed(tc.seed)
+    folder = Path(checkpoint) if checkpoint is not None else None
+    every = tc.checkpoint_every if folder is not None else 0
+    fp, meta = None, None
+    if folder is not None:
+        fp = ckpt.run_fingerprint(cfg, {"train_texts": train_texts, "train_y": list(train_y),
+                                        "train_contexts": train_contexts, "train_subtypes": train_subtypes,
+                                        "dev_texts": dev_texts, "dev_y": list(dev_y), "dev_contexts": dev_contexts})
+        if resume:
+            meta = ckpt.read_meta(folder)
+            if meta is None:
+                log(f"--resume: no checkpoint in {folder}; starting from the beginning")
+            else:
+                ckpt.check(meta, fp, folder)  # before any model loading: a refusal comes in seconds
+        else:
+            try:
+                old = ckpt.read_meta(folder)
+            except ckpt.CheckpointError:
+                old = {"step": "?", "total_steps": "?", "epoch": "?", "batches_done": "?", "unreadable": True}
+            if old is not None:
+                other = "unreadable" in old or bool(ckpt.differences(old.get("fingerprint", {}), fp))
+                log(f"a checkpoint of an interrupted run is in {folder} "
+                    + ("(unreadable or made with another config or data)" if other else f"({ckpt.describe(old)})")
+                    + ("" if other else "; `counterpoint train --resume` would continue it")
+                    + ". Starting from the beginning"
+                    + (f"; this run's checkpoints (every {every} steps) will replace it" if every else
+                       "; this run writes no checkpoints (train.checkpoint_every=0), so it is left as it is"))
     base = training_base(cfg)
     tokenizer = AutoTokenizer.from_pretrained(base)
     id2label = dict(L.ID2LABEL)
@@ -259,14 +297,59 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     pad_id = tokenizer.pad_token_id or 0
 
     history, best_f1, best_state, best_epoch, stale, step = [], -1.0, None, 0, 0, 0
-    started = time.time()
+    start_epoch, skip, running, seen, elapsed, finished = 1, 0, 0.0, 0, 0.0, False
+    best_file, best_dirty = None, False
+    if meta is not None:
+        state, best_state = ckpt.load(folder, meta)
+        if not state["finished"]:
+            model.load_state_dict(state["model"])
+            optim.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        history, best_f1, best_epoch, stale, step = (state["history"], state["best_f1"], state["best_epoch"],
+                                                     state["stale"], state["step"])
+        start_epoch, skip, running, seen = state["epoch"], state["batches_done"], state["running"], state["seen"]
+        elapsed, finished, best_file = state["elapsed"], state["finished"], meta.get("best")
+        rng.setstate(_as_tuple(state["epoch_rng"]))
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(_as_tuple(state["py_random"]))
+        np_state = state["np_random"]
+        np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
+        log(f"resuming from checkpoint {folder}: {ckpt.describe(meta)}")
+        if drift := ckpt.library_drift(meta):
+            log(f"warning: {drift}")
+    wrote = False
+
+    def save_checkpoint(epoch: int, batches_done: int, epoch_rng, done: bool) -> None:
+        nonlocal best_file, best_dirty, wrote
+        if best_dirty:  # the best-on-dev weights are written once per epoch at most, with the next checkpoint
+            best_file, best_dirty = ckpt.save_best(folder, best_state, best_epoch), False
+        np_state = np.random.get_state()
+        state = {"epoch": epoch, "batches_done": batches_done, "step": step, "finished": done,
+                 "running": running, "seen": seen, "history": history, "best_f1": best_f1,
+                 "best_epoch": best_epoch, "stale": stale, "elapsed": time.time() - started,
+                 "epoch_rng": epoch_rng, "py_random": random.getstate(), "torch_rng": torch.get_rng_state(),
+                 "np_random": (np_state[0], np_state[1].tolist(), *np_state[2:])}
+        if not done or best_state is None:  # a finished run needs only its best weights
+            state.update(model=model.state_dict(), optimizer=optim.state_dict(), scheduler=sched.state_dict())
+        ckpt.save(folder, state, fingerprint=fp, total_steps=total_steps, best_file=best_file)
+        wrote = True
+
+    started = time.time() - elapsed
     # In a log file (no terminal) a redrawn bar is noise: update it twice a minute there.
-    bar = tqdm(total=total_steps, desc="fine-tuning", unit="step", disable=not progress, dynamic_ncols=True,
-               mininterval=0.5 if sys.stderr.isatty() else 30)
-    for epoch in range(1, tc.epochs + 1):
+    bar = tqdm(total=total_steps, initial=step, desc="fine-tuning", unit="step", disable=not progress,
+               dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
+    for epoch in range(start_epoch, tc.epochs + 1):
+        if finished:
+            break
         model.train()
-        running, seen = 0.0, 0
-        for batch in _batches(lengths, tc.batch_size, rng):
+        epoch_rng = rng.getstate()  # the epoch's batch order is drawn again from this state on resume
+        if epoch != start_epoch:
+            running, seen, skip = 0.0, 0, 0
+        for i, batch in enumerate(_batches(lengths, tc.batch_size, rng)):
+            if i < skip:  # done before the checkpoint this run resumed from
+                continue
+            if tc.max_steps and step >= tc.max_steps:
+                break
             ids, mask = _collate(encoded, batch, pad_id)
             logits = model(input_ids=ids, attention_mask=mask).logits
             loss = loss_fn(logits[:, :n_labels], y[batch])
@@ -282,8 +365,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
             step += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{running / seen:.3f}", refresh=False)
-            if tc.max_steps and step >= tc.max_steps:
-                break
+            if every and step % every == 0:
+                save_checkpoint(epoch, i + 1, epoch_rng, False)
         dev_logits = (predict_logits(model, tokenizer, dev_texts, cfg.model.max_length, contexts=dev_contexts)
                       if dev_texts else None)
         dev_f1 = (float(f1_score(dev_y, dev_logits.argmax(1), labels=list(range(len(L.LABELS))), average="macro",
@@ -293,7 +376,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         bar.write(f"epoch {epoch}: train loss {running / max(seen, 1):.4f}, dev macro-F1 {dev_f1:.4f}")
         if dev_f1 > best_f1:
             best_f1, best_epoch, stale = dev_f1, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state, best_dirty = copy.deepcopy(model.state_dict()), True
         else:
             stale += 1
             if stale > tc.patience:
@@ -302,10 +385,20 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         if tc.max_steps and step >= tc.max_steps:
             break
     bar.close()
+    # The end of training is a checkpoint too (the best weights and history only), so a kill during export or
+    # evaluation does not redo the fine-tune; a run shorter than one checkpoint interval writes none.
+    if every and step >= every and not finished:
+        save_checkpoint(tc.epochs + 1, 0, rng.getstate(), True)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return FinetuneResult(model, tokenizer, history, best_epoch, time.time() - started, len(train_texts))
+    return FinetuneResult(model, tokenizer, history, best_epoch, time.time() - started, len(train_texts),
+                          checkpoint_used=meta is not None or wrote)
+
+
+def _as_tuple(state):
+    """A ``random.Random`` state read back from a checkpoint (lists where tuples were) as ``setstate`` wants it."""
+    return tuple(_as_tuple(v) if isinstance(v, list) else v for v in state)
 
 
 def default_threads() -> int:

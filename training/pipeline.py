@@ -106,13 +106,24 @@ def _version(cfg: TrainConfig) -> str:
     return datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S")
 
 
-def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
-    """Train, calibrate, export, evaluate and write ``cfg.output.dir``; returns its path."""
+def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = False) -> Path:
+    """Train, calibrate, export, evaluate and write ``cfg.output.dir``; returns its path.
+
+    A transformer fine-tune writes checkpoints to ``<output.dir>.partial/`` every ``train.checkpoint_every`` steps
+    (``training.checkpoint``); ``resume`` continues from one. The folder is removed once the model is written."""
     started = time.time()
     splits = load_splits(cfg)
     counts = {name: len(rows) for name, rows in splits.items()}
     log(f"data: {counts['train']} train, {counts['dev']} dev, {counts['test']} test rows")
     norm = {name: [normalize(ex.text) for ex in rows] for name, rows in splits.items()}
+    if cfg.train.augment > 0:  # surface rewrites of a share of the training rows (training/augment.py)
+        from training.augment import augment
+
+        texts, changed = augment([ex.text for ex in splits["train"]], [ex.lang for ex in splits["train"]],
+                                 cfg.train.augment, cfg.train.seed)
+        norm["train"] = [normalize(t) for t in texts]
+        log(f"augmentation: {sum(changed.values())} of {len(texts)} training rows rewritten ("
+            + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")")
     ys = {name: np.asarray([ex.label_id for ex in rows]) for name, rows in splits.items()}
     transformer = cfg.model.kind == "transformer"
     with_head = transformer and cfg.train.subtype_weight > 0
@@ -127,21 +138,26 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        history, base, extra = [], None, {}
+        history, base, extra, used_checkpoint = [], None, {}, None
         if cfg.model.kind == "linear":
             from serving.skops_io import save_pipeline
             from training.baseline import fit
 
+            if resume:
+                log("--resume: the linear model trains in one step and writes no checkpoints; training it")
             pipe = fit(cfg.linear, norm["train"], train_y, class_weighting=cfg.train.class_weighting,
                        seed=cfg.train.seed)
             dev_logits = np.asarray(pipe.decision_function(norm["dev"]), dtype=np.float64)
             save_pipeline(pipe, tmp / "model.skops")
         else:
+            from training.checkpoint import checkpoint_dir
             from training.finetune import finetune, predict_logits, resolve_base
 
             base = resolve_base(cfg.model.base)
             res = finetune(cfg, norm["train"], train_y, norm["dev"], ys["dev"].tolist(), progress=progress,
-                           train_contexts=train_ctx, dev_contexts=ctx["dev"], train_subtypes=train_sub)
+                           train_contexts=train_ctx, dev_contexts=ctx["dev"], train_subtypes=train_sub,
+                           checkpoint=checkpoint_dir(out), resume=resume, log=log)
+            used_checkpoint = checkpoint_dir(out) if res.checkpoint_used else None
             history = res.history
             extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}
             dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length,
@@ -212,6 +228,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> Path:
         meta = update_meta(tmp, metrics=metrics, onnx=onnx_entry)
         write_model_card(tmp, meta, result)
         _replace_folder(tmp, out)
+        if used_checkpoint is not None:  # the model is written: its run's checkpoint is no longer needed
+            shutil.rmtree(used_checkpoint, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
