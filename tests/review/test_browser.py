@@ -2,7 +2,8 @@
 
 Skips (with the reason) where /usr/bin/chromium or the playwright package is missing; CI installs both (.ci/run,
 the dev extra). Playwright never downloads a browser here: it launches the system chromium.
-Screenshots go to the test's tmp dir, and to $COUNTERPOINT_SCREENSHOTS_DIR when set (docs/img holds the copies).
+Screenshots go to the test's tmp dir, and to $COUNTERPOINT_SCREENSHOTS_DIR when set (docs/img holds the copies, taken
+with COUNTERPOINT_SCREENSHOT_MODEL set to the default model folder).
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def classify(page, text: str):
 
 def test_console_classifies_english_and_urdu_and_decides_by_keyboard(browser, linear_model_dir, start_service,
                                                                      tmp_path):
-    base, _ = start_service(linear_model_dir, api_keys=KEY, store_texts="1",
+    # COUNTERPOINT_SCREENSHOT_MODEL=models/default retakes the README's screenshots with the real default model.
+    model = Path(os.environ.get("COUNTERPOINT_SCREENSHOT_MODEL") or linear_model_dir)
+    base, _ = start_service(model, api_keys=KEY, store_texts="1",
                             database_url=f"sqlite:///{tmp_path / 'review.sqlite3'}")
     page, wall_ms, paint = open_console(browser, base, "ayesha")
     print(f"first render: first contentful paint {paint:.0f} ms, page ready {wall_ms:.0f} ms (localhost)")
