@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -61,7 +62,11 @@ def test_a_request_over_its_token_budget_gets_413(linear_predictor):
     assert len(costly.calls) == 1
 
 
-def test_queue_capacity_is_counted_in_tokens(linear_predictor):
+@contextmanager
+def queue_held_at_800_of_1000_tokens(linear_predictor):
+    """``(client, release)``: a service whose queue holds 800 of its 1,000 tokens (9 texts of 100 tokens, the model
+    held at a gate after the first); ``release()`` (also on exit) opens the gate and checks the first request was
+    answered."""
     costly = Costly(linear_predictor, gated=True)
     with serve(costly, max_tokens_per_request=1000, queue_tokens=1000, max_wait_ms=0,
                max_batch_tokens=100) as client:
@@ -76,10 +81,19 @@ def test_queue_capacity_is_counted_in_tokens(linear_predictor):
                 break
             threading.Event().wait(0.01)
         assert batcher.depth_tokens == 800 and batcher.depth == 8  # few texts, many tokens
+
+        def release():
+            costly.gate.set()
+            first.join(30)
+            assert answers["first"].status_code == 200
+
+        yield client, release
+        release()
+
+
+def test_queue_capacity_is_counted_in_tokens(linear_predictor):
+    with queue_held_at_800_of_1000_tokens(linear_predictor) as (client, _):
         assert_error(client.post("/v1/classify", json={"texts": ["b " * 100]}), 429, "overloaded", "tokens")
-        costly.gate.set()
-        first.join(30)
-        assert answers["first"].status_code == 200
 
 
 def test_auth_is_checked_before_the_body_is_read(linear_predictor):
@@ -156,25 +170,11 @@ def test_a_full_queue_refuses_a_large_body_before_reading_it(linear_predictor):
     being read or parsed (a broken body proves it), and a short post still gets in once there is room."""
     from serving.api.app import BODY_BYTES_PER_TOKEN
 
-    costly = Costly(linear_predictor, gated=True)
-    with serve(costly, max_tokens_per_request=1000, queue_tokens=1000, max_wait_ms=0,
-               max_batch_tokens=100) as client:
-        answers = {}
-        first = threading.Thread(target=lambda: answers.setdefault("first", client.post(
-            "/v1/classify", json={"texts": ["a " * 40] * 9})))
-        first.start()
-        assert costly.entered.wait(20)
-        batcher = client.app.state.service.batcher
-        for _ in range(200):
-            if batcher.depth_tokens == 800:
-                break
-            threading.Event().wait(0.01)
+    with queue_held_at_800_of_1000_tokens(linear_predictor) as (client, release):
         broken = b'{"texts": ["' + b"x" * (BODY_BYTES_PER_TOKEN * 300)  # >= 300 tokens; no room for it
         assert_error(client.post("/v1/classify", content=broken, headers=JSON), 429, "overloaded",
                      "800 of 1,000 tokens waiting", "at least 3")
         small = b'{"texts": ["' + b"x" * (BODY_BYTES_PER_TOKEN * 100)  # could fit: read, parsed, refused as JSON
         assert_error(client.post("/v1/classify", content=small, headers=JSON), 400, "invalid_json")
-        costly.gate.set()
-        first.join(30)
-        assert answers["first"].status_code == 200
+        release()
         assert client.post("/v1/classify", json={"texts": ["a short post"]}).status_code == 200
