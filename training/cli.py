@@ -425,8 +425,13 @@ def data_audit(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Training config whose [linear] "
                                                                           "section is used")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value")] = None,
+    model: Annotated[str, typer.Option("--model", help="linear (the baseline, seconds) | transformer (the config's "
+                                                       "transformer recipe fine-tuned once per fold: slow; bound it "
+                                                       "with --set train.epochs=1 or train.max_steps=N)")]
+    = "linear",
 ) -> None:
-    """Likely mislabelled rows (confident learning on cross-validated linear-baseline probabilities)."""
+    """Likely mislabelled rows (confident learning on cross-validated probabilities of the linear baseline, or of
+    the transformer recipe)."""
     from training.config import load_config
     from training.data import FieldMap, load_many
     from training.label_audit import audit_examples, write_review
@@ -434,7 +439,12 @@ def data_audit(
     try:
         cfg = load_config(config, overrides=set_ or [])
         examples = load_many(paths or [Path("data/labeled/train.jsonl")], FieldMap(strict=False))
-        records, method = audit_examples(examples, cfg.linear, folds=folds, seed=seed)
+        if model not in ("linear", "transformer"):
+            _fail(f"--model {model!r}: use linear or transformer")
+        records, method = audit_examples(examples, cfg.linear, folds=folds, seed=seed,
+                                         transformer_cfg=cfg if model == "transformer" else None)
+        if model == "transformer":
+            method += f" on {folds}-fold fine-tunes of {cfg.model.base}"
     except _user_errors() as exc:
         _fail(str(exc))
     issues = sum(r["issue"] for r in records)

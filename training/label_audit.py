@@ -1,7 +1,8 @@
 """``counterpoint data audit``: rows whose given label is likely wrong, for a person to review.
 
 Out-of-sample probabilities come from the linear baseline (training/baseline.py) fitted k times, each time
-without one fold (stratified by label), so every row is scored by a model that never saw it. Rows are ranked by
+without one fold (stratified by label), so every row is scored by a model that never saw it; with ``--model
+transformer`` the config's transformer recipe is fine-tuned k times instead (slower: k fine-tunes). Rows are ranked by
 confident learning's self-confidence (the out-of-sample probability of the given label; low = suspect) and
 cleanlab's ``find_label_issues`` marks the rows it counts as issues. Without cleanlab (the ``audit`` extra) the
 same self-confidence ranking is computed here and the issue mark is "another label is more probable".
@@ -40,6 +41,29 @@ def cross_val_probs(examples: Sequence[Example], linear_cfg, *, folds: int = 5, 
     return probs
 
 
+def cross_val_probs_transformer(examples: Sequence[Example], cfg, *, folds: int = 5, seed: int = 13) -> np.ndarray:
+    """Out-of-fold class probabilities of the transformer recipe in ``cfg`` (``model.base``, ``[train]``): one
+    fine-tune per fold on the other folds, scoring the held-out one (no dev split: the fold's last epoch is kept).
+    ``folds`` fine-tunes cost ``folds`` times a training run on 4/5 of the rows: set ``train.epochs`` /
+    ``train.max_steps`` to bound it."""
+    import torch
+
+    from training.finetune import finetune, predict_logits
+
+    texts = [normalize(ex.text) for ex in examples]
+    y = np.asarray([L.LABEL2ID[ex.label] for ex in examples])
+    smallest = int(np.bincount(y, minlength=len(L.LABELS)).min())
+    if smallest < folds:
+        raise ValueError(f"every label needs at least {folds} rows for {folds}-fold cross-validation; the rarest "
+                         f"has {smallest} (pass fewer --folds or more rows)")
+    probs = np.zeros((len(y), len(L.LABELS)))
+    for train_idx, held_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y):
+        res = finetune(cfg, [texts[i] for i in train_idx], y[train_idx].tolist(), [], [], progress=False)
+        logits = predict_logits(res.model, res.tokenizer, [texts[i] for i in held_idx], cfg.model.max_length)
+        probs[held_idx] = torch.softmax(torch.as_tensor(logits[:, :len(L.LABELS)]), dim=1).numpy()
+    return probs
+
+
 def rank_issues(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """(self-confidence score per row, issue mask, method). cleanlab when installed, else our own ranking."""
     score = probs[np.arange(len(labels)), labels]
@@ -53,9 +77,14 @@ def rank_issues(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.n
     return np.asarray(score), np.asarray(issues, dtype=bool), "cleanlab self_confidence + prune_by_noise_rate"
 
 
-def audit_examples(examples: Sequence[Example], linear_cfg, *, folds: int = 5, seed: int = 13) -> tuple[list[dict], str]:
-    """Every row as a review record, most suspect first, and the method used."""
-    probs = cross_val_probs(examples, linear_cfg, folds=folds, seed=seed)
+def audit_examples(examples: Sequence[Example], linear_cfg, *, folds: int = 5, seed: int = 13,
+                   transformer_cfg=None) -> tuple[list[dict], str]:
+    """Every row as a review record, most suspect first, and the method used. ``transformer_cfg``: cross-validate
+    the transformer recipe of that config instead of the linear baseline."""
+    if transformer_cfg is not None:
+        probs = cross_val_probs_transformer(examples, transformer_cfg, folds=folds, seed=seed)
+    else:
+        probs = cross_val_probs(examples, linear_cfg, folds=folds, seed=seed)
     labels = np.asarray([L.LABEL2ID[ex.label] for ex in examples])
     score, issues, method = rank_issues(labels, probs)
     order = np.argsort(score, kind="stable")

@@ -62,3 +62,22 @@ def test_audit_finds_flips_in_the_corpus():
     noisy, flipped = flip_labels(examples, 0.05, seed=0)
     records, _ = audit_examples(noisy, load_config().linear)
     assert recall_at_k(records, flipped) >= 0.6
+
+
+def test_cli_audits_with_the_transformer_recipe(tmp_path):
+    """--model transformer: out-of-fold probabilities from one real fine-tune per fold (tiny MiniLM, few steps)."""
+    from training.cli import app
+
+    out = tmp_path / "review.jsonl"
+    res = CliRunner().invoke(app, ["data", "audit", str(MINI_CORPUS), "--out", str(out), "--all", "--folds", "2",
+                                   "--model", "transformer", "--set", 'model.base="minilm"', "--set",
+                                   "train.max_steps=2", "--set", "train.freeze_layers=0", "--set",
+                                   'model.vocab_keep=""', "--set", "train.subtype_weight=0"])
+    assert res.exit_code == 0, res.output
+    assert "fine-tunes of minilm" in res.output
+    rows = read_jsonl(out)
+    assert len(rows) == 96 and len({r["id"] for r in rows}) == 96
+    assert [r["score"] for r in rows] == sorted(r["score"] for r in rows)  # most suspect first
+    assert all(0.0 <= r["score"] <= 1.0 for r in rows)
+    res = CliRunner().invoke(app, ["data", "audit", str(MINI_CORPUS), "--model", "bert"])
+    assert res.exit_code == 2 and "use linear or transformer" in res.output
