@@ -95,14 +95,22 @@ def test_folder_says_it_reads_context_and_has_subtypes(context_predictor, transf
     assert linear.context is False and linear.subtypes is None  # no head on the linear baseline
 
 
-def test_without_parents_the_model_scores_as_before(context_predictor):
+def test_without_parents_the_model_scores_as_before(context_predictor, context_model_dir):
+    from serving.predictor import load_predictor
+
     texts = [REPLY, "A long post " * 80, "Prayer timings changed."]
     plain = context_predictor.predict_proba(texts)
     np.testing.assert_array_equal(plain, context_predictor.predict_proba(texts, contexts=[None, None, None]))
     np.testing.assert_array_equal(plain, context_predictor.predict_proba(texts, contexts=[None, "  ", None]))
     with_parent = context_predictor.predict_proba(texts, contexts=[PARENT, None, None])
     assert not np.allclose(with_parent[0], plain[0])  # the parent is read
-    np.testing.assert_allclose(with_parent[1:], plain[1:], atol=5e-3)  # int8: batch mates move scores slightly
+    # Dynamic int8 scales activations per batch, so a parent in the batch moves its mates' scores a little (by up to
+    # 0.008 with onnxruntime 1.32 on this tiny model); that texts without a parent are encoded and scored exactly
+    # as before is checked on the unquantised weights.
+    np.testing.assert_allclose(with_parent[1:], plain[1:], atol=2e-2)
+    exact = load_predictor(context_model_dir, "torch")
+    np.testing.assert_allclose(exact.predict_proba(texts, contexts=[PARENT, None, None])[1:],
+                               exact.predict_proba(texts)[1:], atol=1e-5)
 
 
 def test_a_parent_costs_its_tokens_and_long_replies_keep_windows(context_predictor):
