@@ -103,6 +103,10 @@ class TrainSection(_Section):
     #: Share of training rows rewritten on the surface (emojis, an elongated letter, leetspeak, the other script;
     #: ``training/augment.py``) with their label kept, so such marks stop reading as tone. Dev and test never are.
     augment: float = Field(0.0, ge=0, le=1)
+    #: Window-like rows added, as a share of the training rows (``training/long_mix.py``): neutral texts joined
+    #: and cut mid-sentence, and one extremist or counter-speech text buried among neutral ones, so a long post's
+    #: windows are judged like short posts. Transformers only; built from training rows only.
+    long_mix: float = Field(0.0, ge=0, le=1)
 
 
 class LinearSection(_Section):

@@ -154,8 +154,19 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             from training.finetune import finetune, predict_logits, resolve_base
 
             base = resolve_base(cfg.model.base)
-            res = finetune(cfg, norm["train"], train_y, norm["dev"], ys["dev"].tolist(), progress=progress,
-                           train_contexts=train_ctx, dev_contexts=ctx["dev"], train_subtypes=train_sub,
+            texts, labels, parents, subs = norm["train"], train_y, train_ctx, train_sub
+            if cfg.train.long_mix > 0:  # window-like rows (training/long_mix.py)
+                from training.long_mix import long_mixes
+
+                mixed = long_mixes(texts, labels, [ex.lang for ex in splits["train"]], cfg.train.long_mix,
+                                   cfg.train.seed, subtypes=subs, contexts=parents)
+                texts, labels = [*texts, *mixed.texts], [*labels, *mixed.labels]
+                parents = None if parents is None else [*parents, *([None] * len(mixed.texts))]
+                subs = None if subs is None else [*subs, *mixed.subtypes]
+                log(f"long-text mixes: {len(mixed.texts)} window-like training rows ("
+                    + ", ".join(f"{k} {v}" for k, v in mixed.kinds.items()) + ")")
+            res = finetune(cfg, texts, labels, norm["dev"], ys["dev"].tolist(), progress=progress,
+                           train_contexts=parents, dev_contexts=ctx["dev"], train_subtypes=subs,
                            checkpoint=checkpoint_dir(out), resume=resume, log=log)
             used_checkpoint = checkpoint_dir(out) if res.checkpoint_used else None
             history = res.history
