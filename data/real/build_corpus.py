@@ -37,6 +37,9 @@ REGISTERS = {"roman_urdu_uci": "facebook_comment_or_tweet", "davidson_tweets": "
              "crowdcounter_pairs": "reddit_gab_twitter"}
 SHARES = {"random": (0.2, 0.4, 0.4), "surfaced": (0.8, 0.1, 0.1), "all": (0.6, 0.2, 0.2)}
 SPLITS = ("train", "dev", "test")
+#: Rounds surfaced by a trained default (``surface_more.py``): hard negatives and rare positives for learning, all
+#: in train, so dev and test keep the real posts they had and models before and after compare on the same posts.
+TRAIN_ONLY_ROUNDS = ("en3", "roman_ur3")
 
 
 def read(path: Path) -> list[dict]:
@@ -63,7 +66,8 @@ OTHER_LANGUAGE = {"crowdcounter_pairs-00728", "crowdcounter_pairs-01124", "roman
 
 
 def main() -> None:
-    adjudicated = {**by_id(read(LABELS / "adjudicated.jsonl")), **by_id(read(LABELS / "adjudicated2.jsonl"))}
+    adjudicated = {**by_id(read(LABELS / "adjudicated.jsonl")), **by_id(read(LABELS / "adjudicated2.jsonl")),
+                   **by_id(read(LABELS / "adjudicated3.jsonl"))}
     # Single-labelled first-pass rows rechecked after GUIDELINES §11 was written (relabel_*.jsonl).
     rechecked = {**by_id(read(LABELS / "relabel_a.jsonl")), **by_id(read(LABELS / "relabel_b.jsonl"))}
     relabelled = Counter()
@@ -71,8 +75,11 @@ def main() -> None:
     agreement: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # lang -> (id, a1, a2)
     settled = Counter()
     first_pass = {}
-    for name in ("roman_ur", "roman_ur2", "en", "ur", "crowdcounter_a", "crowdcounter_b"):
+    late_rows: list[dict] = []  # rounds surfaced by a trained default (TRAIN_ONLY_ROUNDS), placed after the rest
+    for name in ("roman_ur", "roman_ur2", "en", "ur", "crowdcounter_a", "crowdcounter_b", *TRAIN_ONLY_ROUNDS):
         work = read(WORK / f"{name}.jsonl")
+        if name in TRAIN_ONLY_ROUNDS and not work:
+            continue
         a1, a2 = by_id(read(LABELS / f"{name}.a1.jsonl")), by_id(read(LABELS / f"{name}.a2.jsonl"))
         missing = [w["id"] for w in work if w["id"] not in a1]
         if missing:
@@ -109,7 +116,11 @@ def main() -> None:
                    "register": "crowd_reply" if w.get("context") else REGISTERS[src]}
             if w.get("context"):
                 row["context"] = w["context"]
-            rows.append(row)
+            if name in TRAIN_ONLY_ROUNDS:
+                row["round"] = name
+                late_rows.append(row)
+            else:
+                rows.append(row)
     # Urdu-script versions of Roman Urdu posts: labelled by another annotator than the Roman Urdu first pass, so
     # each pair (Roman Urdu label, Urdu-script label) is a double label of the same post.
     ru_work = by_id(read(WORK / "roman_ur.jsonl"))
@@ -138,13 +149,19 @@ def main() -> None:
                          "part": ru_work[src_id]["part"], "annotators": 2,
                          "register": "facebook_comment_or_tweet_urdu_script"})
 
-    # Splits by family.
+    # Splits by family. The later rounds' rows come last (a duplicate follows the earlier row's split) and go to
+    # train without drawing from the seeded sequence, so the earlier rows keep their splits.
+    train_only = {r["family"] for r in late_rows}
+    rows += late_rows
     rng = random.Random(SEED)
     fam_part: dict[str, str] = {}
     for r in rows:
         fam_part.setdefault(r["family"], r["part"])
     fam_split = {}
     for fam in sorted(fam_part):
+        if fam in train_only:
+            fam_split[fam] = "train"
+            continue
         share = SHARES[fam_part[fam]]
         x = rng.random()
         fam_split[fam] = SPLITS[0] if x < share[0] else SPLITS[1] if x < share[0] + share[1] else SPLITS[2]
@@ -209,7 +226,8 @@ def main() -> None:
               "posts labelled neutral, counter replies under neutral posts): "
               + ", ".join(f"{k} {v}" for k, v in sorted(relabelled.items())) + ".", "",
               "Settled by GUIDELINES.md §11 (rules written from the disagreements) by a third annotator; "
-              "`data/real/labels/adjudicated.jsonl` and `adjudicated2.jsonl` record the rule used for each.", ""]
+              "`data/real/labels/adjudicated.jsonl`, `adjudicated2.jsonl` and `adjudicated3.jsonl` record the rule used "
+              "for each.", ""]
     (ROOT / "data/real/AGREEMENT.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     for s in SPLITS:

@@ -15,7 +15,8 @@ Later waves (their work files are committed as drawn): ``roman_ur2.jsonl`` is 1,
 for rare positives (the 900 highest p(extremist) of a linear model trained on the written corpus, plus 503 with
 group, religion or violence words), ``translit2.jsonl`` 260 Roman Urdu posts written out in Urdu script by a second
 annotator (first-pass non-neutral or noted posts, topped up from the surfaced part), ``relabel_*.jsonl`` first-pass
-rows rechecked after GUIDELINES §11 was written. A seeded 20% of every source (whole
+rows rechecked after GUIDELINES §11 was written; ``en3.jsonl`` and ``roman_ur3.jsonl`` are 350 + 350 posts the
+wave-8 default flagged or put in its review band (``surface_more.py``; all in train). A seeded 20% of every source (whole
 CrowdCounter threads) is marked `double: true`: a second annotator labels those rows without seeing the first labels.
 """
 
