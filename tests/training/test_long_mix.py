@@ -88,3 +88,33 @@ def test_training_adds_the_rows_to_the_fine_tune_only(tmp_path, monkeypatch):
     mixes = int(re.search(r"long-text mixes: (\d+) window-like", "\n".join(lines)).group(1))
     assert mixes == round(0.5 * n_train) > 0
     assert seen == {"train": n_train + mixes, "labels": n_train + mixes, "dev": n_dev}
+
+
+def test_fillers_come_from_the_origin_of_what_they_surround():
+    """Written needles among written neutral text, real ones among real posts: the mix must not be a style cue."""
+    texts, labels, langs, origins = [], [], [], []
+    for k in range(40):
+        for origin in ("written", "real"):
+            texts.append(f"{origin}filler number {k} about an ordinary day in town")
+            labels.append(L.LABEL2ID[L.NEUTRAL])
+            langs.append("en")
+            origins.append(None if origin == "written" else "real")  # a written row may carry no origin
+    for k in range(10):
+        for origin in ("written", "real"):
+            for label in (L.EXTREMIST, L.COUNTER_NARRATIVE):
+                texts.append(f"{origin}needle {label} {k}")
+                labels.append(L.LABEL2ID[label])
+                langs.append("en")
+                origins.append(origin)
+    mixed = long_mixes(texts, labels, langs, 1.0, seed=11, origins=origins)
+    both = {"written": 0, "real": 0}
+    for text, y in zip(mixed.texts, mixed.labels):
+        if y == L.LABEL2ID[L.NEUTRAL]:
+            kinds = {o for o in ("written", "real") if f"{o}filler" in text}
+            assert len(kinds) == 1, text  # one origin per neutral window
+            both[kinds.pop()] += 1
+        else:
+            needle_origin = "written" if "writtenneedle" in text else "real"
+            other = "real" if needle_origin == "written" else "written"
+            assert f"{other}filler" not in text and f"{needle_origin}filler" in text
+    assert min(both.values()) > 0.3 * sum(both.values())  # neutral windows of each origin alike
