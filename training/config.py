@@ -137,6 +137,20 @@ class ExportSection(_Section):
     #: Also ship the fp32 ONNX graph when the int8 graph passed its agreement check (it is then only a fallback,
     #: and for e5-small a third copy of the 250k-row embedding matrix). Without int8 the fp32 graph always ships.
     keep_fp32_onnx: bool = False
+    #: Start the int8 recipe search at this recipe (``training/export.py``; faster ones are not tried). Empty:
+    #: from the fastest. ``counterpoint retrain`` sets the champion's recipe: a warm-started challenger stays close
+    #: to the champion's weights, and each recipe tried costs a scoring of the dev split.
+    int8_first_recipe: str = ""
+
+    @field_validator("int8_first_recipe")
+    @classmethod
+    def _known_recipe(cls, value: str) -> str:
+        from training.export import INT8_RECIPE_NAMES
+
+        if value and value not in INT8_RECIPE_NAMES:
+            raise ValueError(f"unknown int8 recipe {value!r}; choose one of {', '.join(INT8_RECIPE_NAMES)} "
+                             "(or leave it empty to start from the fastest)")
+        return value
 
 
 class OutputSection(_Section):

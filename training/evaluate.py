@@ -111,8 +111,22 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
     return out
 
 
-def _score(predictor, texts: list[str], contexts: list | None, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (and sub-type logits where the model has a head) in batches."""
+def _score(predictor, texts: list[str], contexts: list | None, batch: int, cache: dict | None = None
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities (and sub-type logits where the model has a head) in batches. ``cache``: ``(text, parent) ->
+    (probs, sub-type logits)`` shared by the sets of one evaluation, so a row in several sets is scored once."""
+    if cache is not None:
+        keys = [(t, contexts[i] if contexts is not None else None) for i, t in enumerate(texts)]
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
+        if todo:
+            ctx = [c for _, c in todo]
+            p, sub = _score(predictor, [t for t, _ in todo], ctx if any(ctx) else None, batch)
+            cache.update({k: (p[i], None if sub is None else sub[i]) for i, k in enumerate(todo)})
+        if not keys:
+            return np.zeros((0, len(L.LABELS))), None
+        rows = [cache[k] for k in keys]
+        subs = None if any(r[1] is None for r in rows) else np.stack([r[1] for r in rows])
+        return np.stack([r[0] for r in rows]), subs
     probs = np.zeros((len(texts), len(L.LABELS)))
     subs = None
     scores = getattr(predictor, "scores", None)
@@ -190,9 +204,11 @@ def context_metrics(examples: Sequence[Example], with_ctx: np.ndarray, without: 
 
 
 def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512,
-                      profile: str | None = None, context_field: str | None = None) -> tuple[dict, np.ndarray]:
+                      profile: str | None = None, context_field: str | None = None, cache: dict | None = None
+                      ) -> tuple[dict, np.ndarray]:
     """Metrics of one set. ``context_field``: read each row's parent post from this field (the model must read
-    context); the rows that have one are also scored without it, for the ``context`` table."""
+    context); the rows that have one are also scored without it, for the ``context`` table. ``cache``: see
+    ``_score`` (``evaluate_sets`` shares one across its sets)."""
     from serving.profiles import default_profile_name, profiles_of
 
     started = time.time()
@@ -201,7 +217,7 @@ def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512,
     if context_field:
         contexts = [ex.extra.get(context_field) or None for ex in examples]
         contexts = contexts if any(contexts) else None
-    probs, subs = _score(predictor, texts, contexts, batch)
+    probs, subs = _score(predictor, texts, contexts, batch, cache)
     profiles = profiles_of(predictor.meta)
     name = profile or default_profile_name(predictor.meta)
     metrics = compute_metrics(examples, probs, predictor.meta.thresholds, profiles, name)
@@ -211,7 +227,7 @@ def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512,
         metrics["subtypes"] = subtype_metrics(examples, pred, subs, predictor.meta.subtypes)
     if contexts is not None:
         idx = [i for i, c in enumerate(contexts) if c]
-        alone, _ = _score(predictor, [texts[i] for i in idx], None, batch)
+        alone, _ = _score(predictor, [texts[i] for i in idx], None, batch, cache)
         metrics["context"] = context_metrics([examples[i] for i in idx], pred[idx], decide(alone, thresholds))
         metrics["context"]["field"] = context_field
     metrics["seconds"] = time.time() - started
@@ -239,8 +255,10 @@ def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"model": model_summary(predictor), "datasets": {}}
+    cache: dict = {}  # the per-file sets repeat the rows of "test": score each row once
     for name, examples in sets.items():
-        metrics, probs = evaluate_examples(predictor, examples, profile=profile, context_field=context_field)
+        metrics, probs = evaluate_examples(predictor, examples, profile=profile, context_field=context_field,
+                                           cache=cache)
         result["datasets"][name] = metrics
         if plots:
             y = np.asarray([ex.label_id for ex in examples])

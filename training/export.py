@@ -20,15 +20,19 @@ import tempfile
 from pathlib import Path
 
 OPSET = 17
+#: The recipes of ``int8_recipes``, fastest first (``export.int8_first_recipe`` names one of them).
+INT8_RECIPE_NAMES = ("ffn_out", "ffn_out+middle_ffn", "all_ffn", "all_ffn+top_layers", "all_ffn+attn_out",
+                     "all_matmul+top_half_attention")
 
 
 def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check_texts: list[str] | None = None,
-                min_agreement: float = 0.995, keep_fp32_onnx: bool = True) -> dict:
+                min_agreement: float = 0.995, keep_fp32_onnx: bool = True, first_recipe: str | None = None) -> dict:
     """Write ``model.onnx`` (and ``model.int8.onnx``) into ``folder``; returns the ``onnx`` meta entry.
 
     With ``check_texts`` (normalised dev texts), the int8 recipe is chosen on them: the first recipe of
     ``int8_recipes`` whose argmax agrees with the fp32 graph on at least ``min_agreement`` of the texts. Then, with
     ``keep_fp32_onnx=False``, the fp32 graph is removed (``"fp32": None``); it stays when no int8 graph passed a check.
+    ``first_recipe``: start the search at this recipe (an unknown name is an error that lists the names).
     """
     import onnx
     import torch
@@ -76,6 +80,11 @@ def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check
 
         int8 = folder / "model.int8.onnx"
         recipes = int8_recipes(fp32, config.num_hidden_layers)
+        if first_recipe:
+            names = [name for name, _ in recipes]
+            if first_recipe not in names:
+                raise ValueError(f"unknown int8 recipe {first_recipe!r}; the recipes are {', '.join(names)}")
+            recipes = recipes[names.index(first_recipe):]
         reference = _argmax(fp32, folder, check_texts) if check_texts else None
         tried = []
         for name, keep_fp32 in recipes:
@@ -136,10 +145,12 @@ def int8_recipes(path: Path, num_layers: int) -> list[tuple[str, list[str]]]:
     middle = [n for n in ffn_in if any(f"layer.{k}/" in n for k in range(third, num_layers - third))]
     attn_out = [n for n in names if n.endswith("/attention/output/dense/MatMul")]
     top = [n for n in names if any(f"layer.{k}/" in n for k in range(num_layers - third, num_layers))]
-    return [("ffn_out", ffn_out), ("ffn_out+middle_ffn", ffn_out + middle), ("all_ffn", ffn_out + ffn_in),
-            ("all_ffn+top_layers", sorted(set(ffn_out + ffn_in + top))),
-            ("all_ffn+attn_out", sorted(set(ffn_out + ffn_in + attn_out))),
-            ("all_matmul+top_half_attention", sorted(set(names + attention[len(attention) // 2:])))]
+    recipes = [("ffn_out", ffn_out), ("ffn_out+middle_ffn", ffn_out + middle), ("all_ffn", ffn_out + ffn_in),
+               ("all_ffn+top_layers", sorted(set(ffn_out + ffn_in + top))),
+               ("all_ffn+attn_out", sorted(set(ffn_out + ffn_in + attn_out))),
+               ("all_matmul+top_half_attention", sorted(set(names + attention[len(attention) // 2:])))]
+    assert tuple(name for name, _ in recipes) == INT8_RECIPE_NAMES
+    return recipes
 
 
 def _argmax(graph: Path, folder: Path, texts: list[str]):

@@ -159,7 +159,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
                 from training.long_mix import long_mixes
 
                 mixed = long_mixes(texts, labels, [ex.lang for ex in splits["train"]], cfg.train.long_mix,
-                                   cfg.train.seed, subtypes=subs, contexts=parents)
+                                   cfg.train.seed, subtypes=subs, contexts=parents,
+                                   origins=[ex.extra.get("origin") for ex in splits["train"]])
                 texts, labels = [*texts, *mixed.texts], [*labels, *mixed.labels]
                 parents = None if parents is None else [*parents, *([None] * len(mixed.texts))]
                 subs = None if subs is None else [*subs, *mixed.subtypes]
@@ -171,8 +172,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             used_checkpoint = checkpoint_dir(out) if res.checkpoint_used else None
             history = res.history
             extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}
-            dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length,
-                                        contexts=ctx["dev"])
+            if not cfg.export.onnx:  # with ONNX, calibration is fitted on the served graph's scores below
+                dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length,
+                                            contexts=ctx["dev"])
             res.model.save_pretrained(tmp)
             res.tokenizer.save_pretrained(tmp)
             _drop_tokenizer_padding(tmp / "tokenizer.json")
@@ -203,7 +205,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
 
             log("exporting ONNX" + (" + int8" if cfg.export.quantize else ""))
             meta.onnx = export_onnx(tmp, fuse=cfg.export.fuse, quantize=cfg.export.quantize,
-                                    check_texts=norm["dev"], keep_fp32_onnx=cfg.export.keep_fp32_onnx)
+                                    check_texts=norm["dev"], keep_fp32_onnx=cfg.export.keep_fp32_onnx,
+                                    first_recipe=cfg.export.int8_first_recipe or None)
         write_meta(tmp, meta)
 
         predictor = load_predictor(tmp)

@@ -23,12 +23,17 @@ WARM_EPOCHS = 1
 WARM_LR_FACTOR = 0.5
 
 
-def champion_recipe(champion: str | Path) -> dict:
-    """The champion's resolved training config (a dict), or a clear error for a folder without one."""
+def champion_meta(champion: str | Path) -> dict:
+    """The champion's ``model_meta.json`` (a dict), or a clear error for a folder without one."""
     meta_path = Path(champion) / "model_meta.json"
     if not meta_path.is_file():
         raise ConfigError(f"{champion} is not a model folder (no model_meta.json); pass --champion DIR")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    return json.loads(meta_path.read_text(encoding="utf-8"))
+
+
+def champion_recipe(champion: str | Path) -> dict:
+    """The champion's resolved training config (a dict), or a clear error for a folder without one."""
+    meta = champion_meta(champion)
     recipe = meta.get("training_config") or {}
     if not recipe:
         raise ConfigError(f"{champion} does not record how it was trained (no training_config in model_meta.json); "
@@ -65,6 +70,9 @@ def retrain_config(champion: str | Path, feedback: Sequence[str | Path], output:
         train["epochs"] = WARM_EPOCHS
         train["learning_rate"] = float(train.get("learning_rate", 6e-5)) * WARM_LR_FACTOR
         train["warmup_ratio"] = 0.0
+        recipe = (champion_meta(champion).get("onnx") or {}).get("int8_recipe") or {}
+        if recipe.get("name"):  # the challenger stays close to the champion: start where the champion passed
+            data.setdefault("export", {})["int8_first_recipe"] = recipe["name"]
     for assignment in overrides:
         apply_override(data, assignment)
     try:

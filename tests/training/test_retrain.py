@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import MINI_CORPUS, write_jsonl
+from training.export import INT8_RECIPE_NAMES
 
 FEEDBACK = [
     {"id": "fb-0001", "text": "Moderator decision: this reply rejects the slogan, it is counter-speech.",
@@ -38,6 +39,11 @@ def test_retrain_warm_starts_from_the_champion_and_writes_the_comparison(transfo
     recipe = json.loads((out / "model_meta.json").read_text())["training_config"]
     assert recipe["model"]["base"] == str(transformer_model_dir.resolve())
     assert recipe["train"]["epochs"] == 1 and str(feedback) in recipe["data"]["train"]
+    # the int8 search starts at the champion's recipe (each recipe tried costs a dev scoring)
+    champion_recipe = json.loads((transformer_model_dir / "model_meta.json").read_text())["onnx"]["int8_recipe"]
+    assert recipe["export"]["int8_first_recipe"] == champion_recipe["name"]
+    assert json.loads((out / "model_meta.json").read_text())["onnx"]["int8_recipe"]["name"] in INT8_RECIPE_NAMES[
+        INT8_RECIPE_NAMES.index(champion_recipe["name"]):]
     champ, chall = _weights(transformer_model_dir), _weights(out)
     assert champ.keys() == chall.keys()
     assert max(float(np.abs(champ[k] - chall[k]).max()) for k in champ) < 1e-6
