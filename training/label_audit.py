@@ -24,18 +24,25 @@ from serving.text import normalize
 from training.data import Example
 
 
-def cross_val_probs(examples: Sequence[Example], linear_cfg, *, folds: int = 5, seed: int = 13) -> np.ndarray:
-    """Out-of-fold class probabilities (columns in schema order) of the linear baseline."""
-    from training.baseline import fit
-
+def _folds(examples: Sequence[Example], folds: int, seed: int):
+    """Normalised texts, label ids, an empty probability matrix and the stratified folds (a clear error when the
+    rarest label has fewer rows than folds)."""
     texts = [normalize(ex.text) for ex in examples]
     y = np.asarray([L.LABEL2ID[ex.label] for ex in examples])
     smallest = int(np.bincount(y, minlength=len(L.LABELS)).min())
     if smallest < folds:
         raise ValueError(f"every label needs at least {folds} rows for {folds}-fold cross-validation; the rarest "
                          f"has {smallest} (pass fewer --folds or more rows)")
-    probs = np.zeros((len(y), len(L.LABELS)))
-    for train_idx, held_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y):
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y)
+    return texts, y, np.zeros((len(y), len(L.LABELS))), splits
+
+
+def cross_val_probs(examples: Sequence[Example], linear_cfg, *, folds: int = 5, seed: int = 13) -> np.ndarray:
+    """Out-of-fold class probabilities (columns in schema order) of the linear baseline."""
+    from training.baseline import fit
+
+    texts, y, probs, splits = _folds(examples, folds, seed)
+    for train_idx, held_idx in splits:
         model = fit(linear_cfg, [texts[i] for i in train_idx], y[train_idx].tolist(), seed=seed)
         probs[held_idx] = model.predict_proba([texts[i] for i in held_idx])
     return probs
@@ -50,14 +57,8 @@ def cross_val_probs_transformer(examples: Sequence[Example], cfg, *, folds: int 
 
     from training.finetune import finetune, predict_logits
 
-    texts = [normalize(ex.text) for ex in examples]
-    y = np.asarray([L.LABEL2ID[ex.label] for ex in examples])
-    smallest = int(np.bincount(y, minlength=len(L.LABELS)).min())
-    if smallest < folds:
-        raise ValueError(f"every label needs at least {folds} rows for {folds}-fold cross-validation; the rarest "
-                         f"has {smallest} (pass fewer --folds or more rows)")
-    probs = np.zeros((len(y), len(L.LABELS)))
-    for train_idx, held_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y):
+    texts, y, probs, splits = _folds(examples, folds, seed)
+    for train_idx, held_idx in splits:
         res = finetune(cfg, [texts[i] for i in train_idx], y[train_idx].tolist(), [], [], progress=False)
         logits = predict_logits(res.model, res.tokenizer, [texts[i] for i in held_idx], cfg.model.max_length)
         probs[held_idx] = torch.softmax(torch.as_tensor(logits[:, :len(L.LABELS)]), dim=1).numpy()
