@@ -64,7 +64,7 @@ def run_trainer(steps: int, threads: int) -> dict:
     import numpy as np
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainerCallback, TrainingArguments)
+                              TrainerCallback, TrainingArguments, set_seed)
 
     from serving import labels as L
     from training.config import load_config
@@ -75,6 +75,7 @@ def run_trainer(steps: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     base = training_base(cfg)
     tok = AutoTokenizer.from_pretrained(base)
+    set_seed(tc.seed)  # before the classifier head is initialised, as our loop does
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(L.LABELS))
     freeze(model, embeddings=True, layers=tc.freeze_layers)
     texts, y = rows(steps * tc.batch_size)
