@@ -97,7 +97,7 @@ def main() -> None:
         if proc.returncode:
             sys.exit(f"retrain failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         print(proc.stdout)
-        result = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+        result = json.loads((out / "eval" / "compare.json").read_text(encoding="utf-8"))
         secs = result["seconds"]
         print(f"retrain wall {wall:.0f} s (train {secs['train']:.0f} s, compare {secs['compare']:.0f} s); goal "
               f"{GOAL_S} s: {'met' if wall <= GOAL_S else 'missed'}  (load average {load0:.1f} -> "

@@ -547,7 +547,7 @@ def retrain(
     typer.echo(render_table(result))
     s = result["seconds"]
     typer.echo(f"challenger {out}: trained in {s['train']:.0f} s, compared in {s['compare']:.0f} s "
-               f"({s['total'] / 60:.1f} min in all); comparison in {out / 'compare.json'}; promote with "
+               f"({s['total'] / 60:.1f} min in all); comparison in {out / 'eval' / 'compare.json'}; promote with "
                f"`counterpoint promote --challenger {out}`")
 
 

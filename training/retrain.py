@@ -86,7 +86,7 @@ def retrain(champion: str | Path, feedback: Sequence[str | Path], output: str | 
             suites: Sequence[str | Path] = (), resamples: int = 1000, progress: bool = True,
             log: Callable[[str], None] = print) -> dict:
     """Train the challenger into ``output`` and compare it with ``champion`` on ``suites``; returns the comparison
-    (``compare.json`` is also written into the challenger's folder) with ``seconds`` for each stage."""
+    (``eval/compare.json`` is also written into the challenger's folder) with ``seconds`` for each stage."""
     from training.compare import compare_models, write_result
     from training.pipeline import train as run_train
 
@@ -102,5 +102,6 @@ def retrain(champion: str | Path, feedback: Sequence[str | Path], output: str | 
     result["seconds"] = {"train": round(trained - started, 1), "compare": round(time.perf_counter() - trained, 1),
                          "total": round(time.perf_counter() - started, 1)}
     result["retrain"] = {"warm_start": warm, "feedback": [str(p) for p in feedback]}
-    write_result(result, Path(folder) / "compare.json")
+    # eval/ holds reports and is not part of the verified model files: the challenger stays loadable and promotable
+    write_result(result, Path(folder) / "eval" / "compare.json")
     return result

@@ -47,7 +47,11 @@ def test_retrain_warm_starts_from_the_champion_and_writes_the_comparison(transfo
     champ, chall = _weights(transformer_model_dir), _weights(out)
     assert champ.keys() == chall.keys()
     assert max(float(np.abs(champ[k] - chall[k]).max()) for k in champ) < 1e-6
-    saved = json.loads((out / "compare.json").read_text())
+    saved = json.loads((out / "eval" / "compare.json").read_text())
+    # the comparison does not break the folder: it still verifies, loads and scores
+    from serving.predictor import load_predictor
+
+    assert load_predictor(out).predict(["a short post"])[0].label in ("extremist", "counter_narrative", "neutral")
     assert saved["suites"]["mini_corpus"]["all"]["n"] == 96 and result["retrain"]["warm_start"] is True
     assert result["champion"]["folder"] == str(transformer_model_dir) and result["seconds"]["total"] > 0
 
