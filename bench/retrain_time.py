@@ -56,12 +56,8 @@ def make_feedback(champion: Path, rows: list[dict], folder: Path) -> tuple[Path,
     predictions = predictor.predict(texts, profile)
     scored_s = time.perf_counter() - started
     store = ReviewStore(f"sqlite:///{folder / 'review.db'}", store_texts=True)
-    ids = store.enqueue(
-        Scored(text=t, lang=p.language, label=p.label, scores=p.scores, review=p.review, profile=profile.name,
-               thresholds=dict(profile.thresholds), review_band=list(profile.review_band) if profile.review_band
-               else None, model_name=predictor.meta.name, model_version=predictor.meta.version,
-               source_id=r.get("source_id") or r["id"])
-        for t, p, r in zip(texts, predictions, rows))
+    ids = store.enqueue(Scored.of(t, p, profile, predictor.meta.name, predictor.meta.version,
+                                  r.get("source_id") or r["id"]) for t, p, r in zip(texts, predictions, rows))
     moderator = Who("bench-moderator", "bench-key")
     for item_id, p, r in zip(ids, predictions, rows):
         store.decide(item_id, moderator, r["label"], None if p.label == r["label"] else "model was wrong")

@@ -81,10 +81,10 @@ def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check
         int8 = folder / "model.int8.onnx"
         recipes = int8_recipes(fp32, config.num_hidden_layers)
         if first_recipe:
-            names = [name for name, _ in recipes]
-            if first_recipe not in names:
-                raise ValueError(f"unknown int8 recipe {first_recipe!r}; the recipes are {', '.join(names)}")
-            recipes = recipes[names.index(first_recipe):]
+            if first_recipe not in INT8_RECIPE_NAMES:
+                raise ValueError(f"unknown int8 recipe {first_recipe!r}; the recipes are "
+                                 f"{', '.join(INT8_RECIPE_NAMES)}")
+            recipes = recipes[INT8_RECIPE_NAMES.index(first_recipe):]
         reference = _argmax(fp32, folder, check_texts) if check_texts else None
         tried = []
         for name, keep_fp32 in recipes:

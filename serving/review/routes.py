@@ -176,10 +176,7 @@ async def enqueue(body: EnqueueRequest, request: Request, who: Moderator) -> dic
     predictions = await service.classify(body.texts, costs, request)
     predictions = [p.under(profile) for p in predictions]
     sources = body.source_ids or [None] * len(body.texts)
-    posts = [Scored(text=t, lang=p.language, label=p.label, scores=p.scores, review=p.review, profile=profile.name,
-                    thresholds=dict(profile.thresholds),
-                    review_band=list(profile.review_band) if profile.review_band else None,
-                    model_name=service.model.name, model_version=service.model.version, source_id=s)
+    posts = [Scored.of(t, p, profile, service.model.name, service.model.version, s)
              for t, p, s in zip(body.texts, predictions, sources)]
     store = get_store(request)
     ids = await anyio.to_thread.run_sync(_guard, store.enqueue, posts)

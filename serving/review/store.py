@@ -82,6 +82,15 @@ class Scored:
     model_version: str
     source_id: str | None = None
 
+    @classmethod
+    def of(cls, text: str, prediction: Any, profile: Any, model_name: str, model_version: str,
+           source_id: str | None = None) -> "Scored":
+        """What the model said about ``text``: its ``Prediction`` under ``profile`` (a ``serving.profiles.Profile``)."""
+        return cls(text=text, lang=prediction.language, label=prediction.label, scores=prediction.scores,
+                   review=prediction.review, profile=profile.name, thresholds=dict(profile.thresholds),
+                   review_band=list(profile.review_band) if profile.review_band else None,
+                   model_name=model_name, model_version=model_version, source_id=source_id)
+
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
