@@ -20,9 +20,14 @@ import tempfile
 from pathlib import Path
 
 OPSET = 17
-#: The recipes of ``int8_recipes``, fastest first (``export.int8_first_recipe`` names one of them).
-INT8_RECIPE_NAMES = ("ffn_out", "ffn_out+middle_ffn", "all_ffn", "all_ffn+top_layers", "all_ffn+attn_out",
-                     "all_matmul+top_half_attention")
+#: Per-node recipes (``sensitive_<k>``: the ``k`` weight MatMuls whose int8 error is largest on dev texts stay fp32;
+#: chosen by measurement, so they come first and need ``check_texts``), then the named recipes of ``int8_recipes``,
+#: fastest first. ``export.int8_first_recipe`` names one of them.
+SENSITIVE_KEEP = (0, 3, 6, 12)
+SENSITIVE_RECIPE_NAMES = tuple(f"sensitive_{k}" for k in SENSITIVE_KEEP)
+NAMED_RECIPE_NAMES = ("ffn_out", "ffn_out+middle_ffn", "all_ffn", "all_ffn+top_layers", "all_ffn+attn_out",
+                      "all_matmul+top_half_attention")
+INT8_RECIPE_NAMES = SENSITIVE_RECIPE_NAMES + NAMED_RECIPE_NAMES
 
 
 def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check_texts: list[str] | None = None,
@@ -80,11 +85,18 @@ def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check
 
         int8 = folder / "model.int8.onnx"
         recipes = int8_recipes(fp32, config.num_hidden_layers)
+        ranking = []
+        if check_texts:  # rank the weight MatMuls by their int8 error on dev texts; keep the worst few fp32
+            ranking = sensitivity_ranking(fp32, folder, check_texts)
+            recipes = [(f"sensitive_{k}", [name for name, _ in ranking[:k]]) for k in SENSITIVE_KEEP] + recipes
         if first_recipe:
             if first_recipe not in INT8_RECIPE_NAMES:
                 raise ValueError(f"unknown int8 recipe {first_recipe!r}; the recipes are "
                                  f"{', '.join(INT8_RECIPE_NAMES)}")
-            recipes = recipes[INT8_RECIPE_NAMES.index(first_recipe):]
+            names = [name for name, _ in recipes]
+            if first_recipe not in names:  # a per-node recipe without dev texts to rank on: from the named ones
+                first_recipe = names[0]
+            recipes = recipes[names.index(first_recipe):]
         reference = _argmax(fp32, folder, check_texts) if check_texts else None
         tried = []
         for name, keep_fp32 in recipes:
@@ -112,6 +124,11 @@ def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check
                                  "kept fp32")
         entry["int8_recipe"] = {"name": name, "fp32_nodes": len(keep_fp32), "dev_argmax_agreement": agreement,
                                 "required": min_agreement if check_texts else None}
+        if name.startswith("sensitive_"):
+            entry["int8_recipe"]["fp32_node_names"] = list(keep_fp32)
+        entry["int8_recipes_tried"] = tried
+        if ranking:  # the measured ranking, worst first (relative output error of each MatMul alone in int8)
+            entry["int8_sensitivity"] = [{"node": n, "relative_error": round(e, 5)} for n, e in ranking[:12]]
         if not keep_fp32_onnx and check_texts:
             fp32.unlink()
             entry["fp32"] = None
@@ -149,8 +166,80 @@ def int8_recipes(path: Path, num_layers: int) -> list[tuple[str, list[str]]]:
                ("all_ffn+top_layers", sorted(set(ffn_out + ffn_in + top))),
                ("all_ffn+attn_out", sorted(set(ffn_out + ffn_in + attn_out))),
                ("all_matmul+top_half_attention", sorted(set(names + attention[len(attention) // 2:])))]
-    assert tuple(name for name, _ in recipes) == INT8_RECIPE_NAMES
+    assert tuple(name for name, _ in recipes) == NAMED_RECIPE_NAMES
     return recipes
+
+
+def sensitivity_ranking(fp32: Path, folder: Path, texts: list[str], *, limit: int = 256
+                        ) -> list[tuple[str, float]]:
+    """The weight MatMuls (and fused attention Q/K/V projections) of the fp32 graph, ranked by how far dynamic int8
+    moves each one's output, worst first: ``(node name, relative error)``.
+
+    Each node is measured alone, on its own fp32 inputs (captured from the fp32 graph over ``limit`` dev texts,
+    batched as served): activations quantised per tensor to uint8 with the tensor's own range (what ONNX Runtime's
+    ``DynamicQuantizeLinear`` does), weights per output channel to symmetric int8 (``per_channel=True``); the
+    error is ``||Y_int8 - Y|| / ||Y||`` over the batch. One fp32 pass instead of one quantise-and-score per node;
+    the recipes built from it still pass the end-to-end agreement check before one ships."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from serving.artifact import ModelMeta
+    from serving.predictor import OnnxPredictor
+
+    model = onnx.load(str(fp32))
+    weights = {init.name: init for init in model.graph.initializer}
+    nodes = [n for n in model.graph.node
+             if n.op_type in ("MatMul", "Attention") and len(n.input) > 1 and n.input[1] in weights]
+    mats = {n.name: numpy_helper.to_array(weights[n.input[1]]).astype(np.float32) for n in nodes}
+    mats = {k: w for k, w in mats.items() if w.ndim == 2}
+    nodes = [n for n in nodes if n.name in mats]
+    wq = {}
+    for name, w in mats.items():
+        scale = np.maximum(np.abs(w).max(axis=0, keepdims=True), 1e-12) / 127.0
+        wq[name] = np.clip(np.round(w / scale), -127, 127) * scale
+    inputs = sorted({n.input[0] for n in nodes})
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
+                              for t in inputs if t not in known)
+    err = {n.name: 0.0 for n in nodes}
+    norm = {n.name: 0.0 for n in nodes}
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        probe = Path(tmp) / "probe.onnx"
+        onnx.save(model, str(probe))
+        del model
+        meta = ModelMeta(name="sensitivity", version="0", kind="transformer", created_at="", labels=[],
+                         label_schema_version=0, normaliser_version=0,
+                         onnx={"fp32": str(probe.relative_to(folder))})
+        predictor = OnnxPredictor(folder, meta, quantized=False)
+
+        def run(input_ids, attention_mask):
+            feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if "token_type_ids" in predictor.input_names:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
+            names = ["logits"] + inputs
+            out = dict(zip(names, predictor.session.run(names, feeds)))
+            keep = attention_mask.reshape(-1).astype(bool)
+            for n in nodes:
+                x = out[n.input[0]]
+                lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+                scale = (hi - lo) / 255.0 or 1.0
+                zero = np.round(-lo / scale)
+                xq = (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
+                x2, xq2 = x.reshape(-1, x.shape[-1]), xq.reshape(-1, x.shape[-1])
+                if x2.shape[0] == keep.shape[0]:  # drop padding rows (their outputs are masked anyway)
+                    x2, xq2 = x2[keep], xq2[keep]
+                y = x2 @ mats[n.name]
+                err[n.name] += float(((xq2 @ wq[n.name] - y) ** 2).sum())
+                norm[n.name] += float((y ** 2).sum())
+            return out["logits"]
+
+        predictor._run = run
+        step = max(1, len(texts) // limit)
+        predictor.predict_proba(list(texts)[::step][:limit], normalized=True)
+        del predictor
+    ranking = [(name, (err[name] / norm[name]) ** 0.5 if norm[name] else 0.0) for name in err]
+    return sorted(ranking, key=lambda item: -item[1])
 
 
 def _argmax(graph: Path, folder: Path, texts: list[str]):
