@@ -39,7 +39,7 @@ SHARES = {"random": (0.2, 0.4, 0.4), "surfaced": (0.8, 0.1, 0.1), "all": (0.6, 0
 SPLITS = ("train", "dev", "test")
 #: Rounds surfaced by a trained default (``surface_more.py``): hard negatives and rare positives for learning, all
 #: in train, so dev and test keep the real posts they had and models before and after compare on the same posts.
-TRAIN_ONLY_ROUNDS = ("en3", "roman_ur3")
+TRAIN_ONLY_ROUNDS = ("en3", "roman_ur3", "en4", "roman_ur4", "ur4")
 
 
 def read(path: Path) -> list[dict]:
@@ -67,7 +67,7 @@ OTHER_LANGUAGE = {"crowdcounter_pairs-00728", "crowdcounter_pairs-01124", "roman
 
 def main() -> None:
     adjudicated = {**by_id(read(LABELS / "adjudicated.jsonl")), **by_id(read(LABELS / "adjudicated2.jsonl")),
-                   **by_id(read(LABELS / "adjudicated3.jsonl"))}
+                   **by_id(read(LABELS / "adjudicated3.jsonl")), **by_id(read(LABELS / "adjudicated4.jsonl"))}
     # Single-labelled first-pass rows rechecked after GUIDELINES §11 was written (relabel_*.jsonl).
     rechecked = {**by_id(read(LABELS / "relabel_a.jsonl")), **by_id(read(LABELS / "relabel_b.jsonl"))}
     relabelled = Counter()
@@ -226,7 +226,7 @@ def main() -> None:
               "posts labelled neutral, counter replies under neutral posts): "
               + ", ".join(f"{k} {v}" for k, v in sorted(relabelled.items())) + ".", "",
               "Settled by GUIDELINES.md §11 (rules written from the disagreements) by a third annotator; "
-              "`data/real/labels/adjudicated.jsonl`, `adjudicated2.jsonl` and `adjudicated3.jsonl` record the rule used "
+              "`data/real/labels/adjudicated.jsonl` and `adjudicated2.jsonl` to `adjudicated4.jsonl` record the rule used "
               "for each.", ""]
     (ROOT / "data/real/AGREEMENT.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
