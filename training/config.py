@@ -141,6 +141,9 @@ class ExportSection(_Section):
     #: from the fastest. ``counterpoint retrain`` sets the champion's recipe: a warm-started challenger stays close
     #: to the champion's weights, and each recipe tried costs a scoring of the dev split.
     int8_first_recipe: str = ""
+    #: Try the per-node recipes (``sensitive_<k>``, training/export.py) before the named ones. Off: measured on two
+    #: e5-small defaults, none reached the 0.995 agreement bar, and each try adds a dev scoring to the export.
+    int8_per_node: bool = False
 
     @field_validator("int8_first_recipe")
     @classmethod

@@ -21,8 +21,8 @@ from pathlib import Path
 
 OPSET = 17
 #: Per-node recipes (``sensitive_<k>``: the ``k`` weight MatMuls whose int8 error is largest on dev texts stay fp32;
-#: chosen by measurement, so they come first and need ``check_texts``), then the named recipes of ``int8_recipes``,
-#: fastest first. ``export.int8_first_recipe`` names one of them.
+#: they need ``check_texts`` and are tried first only with ``per_node``), then the named recipes of
+#: ``int8_recipes``, fastest first. ``export.int8_first_recipe`` names one of them.
 SENSITIVE_KEEP = (0, 3, 6, 12)
 SENSITIVE_RECIPE_NAMES = tuple(f"sensitive_{k}" for k in SENSITIVE_KEEP)
 NAMED_RECIPE_NAMES = ("ffn_out", "ffn_out+middle_ffn", "all_ffn", "all_ffn+top_layers", "all_ffn+attn_out",
@@ -31,13 +31,18 @@ INT8_RECIPE_NAMES = SENSITIVE_RECIPE_NAMES + NAMED_RECIPE_NAMES
 
 
 def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check_texts: list[str] | None = None,
-                min_agreement: float = 0.995, keep_fp32_onnx: bool = True, first_recipe: str | None = None) -> dict:
+                min_agreement: float = 0.995, keep_fp32_onnx: bool = True, first_recipe: str | None = None,
+                per_node: bool = False) -> dict:
     """Write ``model.onnx`` (and ``model.int8.onnx``) into ``folder``; returns the ``onnx`` meta entry.
 
     With ``check_texts`` (normalised dev texts), the int8 recipe is chosen on them: the first recipe of
     ``int8_recipes`` whose argmax agrees with the fp32 graph on at least ``min_agreement`` of the texts. Then, with
     ``keep_fp32_onnx=False``, the fp32 graph is removed (``"fp32": None``); it stays when no int8 graph passed a check.
     ``first_recipe``: start the search at this recipe (an unknown name is an error that lists the names).
+    ``per_node`` (with ``check_texts``): try the per-node recipes ``sensitive_<k>`` first (config
+    ``export.int8_per_node``). Off by default: on the two e5-small defaults measured none reached the bar (0.971-0.990
+    dev agreement for 0-12 fp32 MatMuls), and each try costs a quantisation and a scoring of dev. A ``first_recipe``
+    of a per-node recipe turns them on.
     """
     import onnx
     import torch
@@ -86,7 +91,8 @@ def export_onnx(folder: Path, *, fuse: bool = True, quantize: bool = True, check
         int8 = folder / "model.int8.onnx"
         recipes = int8_recipes(fp32, config.num_hidden_layers)
         ranking = []
-        if check_texts:  # rank the weight MatMuls by their int8 error on dev texts; keep the worst few fp32
+        per_node = per_node or (first_recipe or "") in SENSITIVE_RECIPE_NAMES
+        if check_texts and per_node:  # rank the weight MatMuls by their int8 error on dev texts; keep the worst fp32
             ranking = sensitivity_ranking(fp32, folder, check_texts)
             recipes = [(f"sensitive_{k}", [name for name, _ in ranking[:k]]) for k in SENSITIVE_KEEP] + recipes
         if first_recipe:
@@ -170,45 +176,39 @@ def int8_recipes(path: Path, num_layers: int) -> list[tuple[str, list[str]]]:
     return recipes
 
 
-def sensitivity_ranking(fp32: Path, folder: Path, texts: list[str], *, limit: int = 256
-                        ) -> list[tuple[str, float]]:
-    """The weight MatMuls (and fused attention Q/K/V projections) of the fp32 graph, ranked by how far dynamic int8
-    moves each one's output, worst first: ``(node name, relative error)``.
-
-    Each node is measured alone, on its own fp32 inputs (captured from the fp32 graph over ``limit`` dev texts,
-    batched as served): activations quantised per tensor to uint8 with the tensor's own range (what ONNX Runtime's
-    ``DynamicQuantizeLinear`` does), weights per output channel to symmetric int8 (``per_channel=True``); the
-    error is ``||Y_int8 - Y|| / ||Y||`` over the batch. One fp32 pass instead of one quantise-and-score per node;
-    the recipes built from it still pass the end-to-end agreement check before one ships."""
+def _weight_nodes(model) -> tuple[list, dict]:
+    """The weight MatMuls and fused attention nodes of a graph, and their 2-D weight matrices (fp32)."""
     import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
-    from serving.artifact import ModelMeta
-    from serving.predictor import OnnxPredictor
-
-    model = onnx.load(str(fp32))
     weights = {init.name: init for init in model.graph.initializer}
     nodes = [n for n in model.graph.node
              if n.op_type in ("MatMul", "Attention") and len(n.input) > 1 and n.input[1] in weights]
     mats = {n.name: numpy_helper.to_array(weights[n.input[1]]).astype(np.float32) for n in nodes}
     mats = {k: w for k, w in mats.items() if w.ndim == 2}
-    nodes = [n for n in nodes if n.name in mats]
-    wq = {}
-    for name, w in mats.items():
-        scale = np.maximum(np.abs(w).max(axis=0, keepdims=True), 1e-12) / 127.0
-        wq[name] = np.clip(np.round(w / scale), -127, 127) * scale
+    return [n for n in nodes if n.name in mats], mats
+
+
+def _capture(model, folder: Path, texts: list[str], limit: int, visit) -> None:
+    """Run the fp32 ``model`` (an ``onnx.ModelProto``, changed in place) over ``limit`` of ``texts``, batched as
+    served, and call ``visit(node, x, keep)`` with each weight node's input ``x`` (rows = tokens) per batch; ``keep``
+    marks the rows of real tokens (None where the rows are not tokens, e.g. the classifier's [CLS] input)."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    from serving.artifact import ModelMeta
+    from serving.predictor import OnnxPredictor
+
+    nodes, _ = _weight_nodes(model)
     inputs = sorted({n.input[0] for n in nodes})
     known = {o.name for o in model.graph.output}
     model.graph.output.extend(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
                               for t in inputs if t not in known)
-    err = {n.name: 0.0 for n in nodes}
-    norm = {n.name: 0.0 for n in nodes}
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         probe = Path(tmp) / "probe.onnx"
         onnx.save(model, str(probe))
-        del model
-        meta = ModelMeta(name="sensitivity", version="0", kind="transformer", created_at="", labels=[],
+        meta = ModelMeta(name="capture", version="0", kind="transformer", created_at="", labels=[],
                          label_schema_version=0, normaliser_version=0,
                          onnx={"fp32": str(probe.relative_to(folder))})
         predictor = OnnxPredictor(folder, meta, quantized=False)
@@ -222,22 +222,51 @@ def sensitivity_ranking(fp32: Path, folder: Path, texts: list[str], *, limit: in
             keep = attention_mask.reshape(-1).astype(bool)
             for n in nodes:
                 x = out[n.input[0]]
-                lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
-                scale = (hi - lo) / 255.0 or 1.0
-                zero = np.round(-lo / scale)
-                xq = (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
-                x2, xq2 = x.reshape(-1, x.shape[-1]), xq.reshape(-1, x.shape[-1])
-                if x2.shape[0] == keep.shape[0]:  # drop padding rows (their outputs are masked anyway)
-                    x2, xq2 = x2[keep], xq2[keep]
-                y = x2 @ mats[n.name]
-                err[n.name] += float(((xq2 @ wq[n.name] - y) ** 2).sum())
-                norm[n.name] += float((y ** 2).sum())
+                x = x.reshape(-1, x.shape[-1])
+                visit(n, x, keep if x.shape[0] == keep.shape[0] else None)
             return out["logits"]
 
         predictor._run = run
         step = max(1, len(texts) // limit)
         predictor.predict_proba(list(texts)[::step][:limit], normalized=True)
         del predictor
+
+
+def sensitivity_ranking(fp32: Path, folder: Path, texts: list[str], *, limit: int = 256
+                        ) -> list[tuple[str, float]]:
+    """The weight MatMuls (and fused attention Q/K/V projections) of the fp32 graph, ranked by how far dynamic int8
+    moves each one's output, worst first: ``(node name, relative error)``.
+
+    Each node is measured alone, on its own fp32 inputs (captured from the fp32 graph over ``limit`` dev texts,
+    batched as served): activations quantised per tensor to uint8 with the tensor's own range (what ONNX Runtime's
+    ``DynamicQuantizeLinear`` does), weights per output channel to symmetric int8 (``per_channel=True``); the
+    error is ``||Y_int8 - Y|| / ||Y||`` over the batch. One fp32 pass instead of one quantise-and-score per node;
+    the recipes built from it still pass the end-to-end agreement check before one ships."""
+    import numpy as np
+    import onnx
+
+    model = onnx.load(str(fp32))
+    nodes, mats = _weight_nodes(model)
+    wq = {}
+    for name, w in mats.items():
+        scale = np.maximum(np.abs(w).max(axis=0, keepdims=True), 1e-12) / 127.0
+        wq[name] = np.clip(np.round(w / scale), -127, 127) * scale
+    err = {n.name: 0.0 for n in nodes}
+    norm = {n.name: 0.0 for n in nodes}
+
+    def visit(node, x, keep):
+        # the range is taken over the whole batch tensor, padding included, as DynamicQuantizeLinear does
+        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        scale = (hi - lo) / 255.0 or 1.0
+        zero = np.round(-lo / scale)
+        xq = (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
+        if keep is not None:  # padding rows' outputs are masked anyway
+            x, xq = x[keep], xq[keep]
+        y = x @ mats[node.name]
+        err[node.name] += float(((xq @ wq[node.name] - y) ** 2).sum())
+        norm[node.name] += float((y ** 2).sum())
+
+    _capture(model, folder, texts, limit, visit)
     ranking = [(name, (err[name] / norm[name]) ** 0.5 if norm[name] else 0.0) for name in err]
     return sorted(ranking, key=lambda item: -item[1])
 

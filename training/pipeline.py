@@ -206,7 +206,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             log("exporting ONNX" + (" + int8" if cfg.export.quantize else ""))
             meta.onnx = export_onnx(tmp, fuse=cfg.export.fuse, quantize=cfg.export.quantize,
                                     check_texts=norm["dev"], keep_fp32_onnx=cfg.export.keep_fp32_onnx,
-                                    first_recipe=cfg.export.int8_first_recipe or None)
+                                    first_recipe=cfg.export.int8_first_recipe or None,
+                                    per_node=cfg.export.int8_per_node)
         write_meta(tmp, meta)
 
         predictor = load_predictor(tmp)

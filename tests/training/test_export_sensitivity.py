@@ -17,7 +17,7 @@ def _texts(mini_corpus, n=48):
     return [normalize(ex.text) for ex in load_many([mini_corpus], FieldMap(strict=False))][:n]
 
 
-def _weight_nodes(path):
+def _weight_nodes(path):  # noqa: D103
     model = onnx.load(str(path))
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     return {n.name for n in model.graph.node if n.op_type in ("MatMul", "Attention") and len(n.input) > 1
@@ -39,11 +39,13 @@ def test_sensitive_recipe_keeps_the_worst_nodes_fp32(transformer_model_dir, mini
     folder = tmp_path / "m"
     shutil.copytree(transformer_model_dir, folder)
     texts = _texts(mini_corpus)
-    entry = export_onnx(folder, check_texts=texts, min_agreement=0.0)  # any recipe passes: the fastest ships
+    entry = export_onnx(folder, check_texts=texts, min_agreement=0.0)  # off by default: the named recipes only
+    assert entry["int8_recipe"]["name"] == "ffn_out" and "int8_sensitivity" not in entry
+    entry = export_onnx(folder, check_texts=texts, min_agreement=0.0, per_node=True)  # any passes: the fastest
     assert entry["int8_recipe"]["name"] == SENSITIVE_RECIPE_NAMES[0] == "sensitive_0"
     assert entry["int8_recipe"]["fp32_nodes"] == 0 and entry["int8_recipe"]["fp32_node_names"] == []
 
-    entry = export_onnx(folder, check_texts=texts, min_agreement=0.0, first_recipe="sensitive_3")
+    entry = export_onnx(folder, check_texts=texts, min_agreement=0.0, first_recipe="sensitive_3")  # turns them on
     worst = [row["node"] for row in entry["int8_sensitivity"][:3]]
     assert entry["int8_recipe"]["name"] == "sensitive_3" and entry["int8_recipe"]["fp32_node_names"] == worst
     int8 = onnx.load(str(folder / "model.int8.onnx"))
@@ -58,3 +60,4 @@ def test_per_node_recipe_without_texts_starts_from_the_named_ones(transformer_mo
     shutil.copytree(transformer_model_dir, folder)
     entry = export_onnx(folder, first_recipe="sensitive_6")  # nothing to rank on: no per-node recipe
     assert entry["int8_recipe"]["name"] == "ffn_out" and "int8_sensitivity" not in entry
+

@@ -105,14 +105,14 @@ def test_int8_export_without_agreement_ships_no_int8(transformer_model_dir, mini
     from serving.artifact import update_meta
     from serving.predictor import load_predictor
     from serving.text import normalize
-    from training.export import INT8_RECIPE_NAMES, export_onnx
+    from training.export import NAMED_RECIPE_NAMES, export_onnx
 
     folder = tmp_path / "m"
     shutil.copytree(transformer_model_dir, folder)
     texts = [normalize(ex.text) for ex in load_many([mini_corpus], FieldMap(strict=False))][:40]
     entry = export_onnx(folder, check_texts=texts, min_agreement=1.01)  # a bar no recipe can reach
     assert entry["int8"] is None and "no int8 recipe reached" in entry["int8_note"]
-    assert len(entry["int8_recipes_tried"]) == len(INT8_RECIPE_NAMES) and not (folder / "model.int8.onnx").exists()
+    assert len(entry["int8_recipes_tried"]) == len(NAMED_RECIPE_NAMES) and not (folder / "model.int8.onnx").exists()
     update_meta(folder, onnx=entry)
     assert load_predictor(folder).backend == "onnx"
 
