@@ -1,6 +1,7 @@
 """Cost of ``"explain": true``: milliseconds of word-occlusion evidence per typical post, per language.
 
     python bench/explain.py --model models/default [--n 60] [--backend auto] [--threads N]
+                            [--max-words 16 --group 4 --refine 3]   # explain()'s coarse-to-fine settings
 
 Posts come from data/labeled/test.jsonl (real and written posts in all three languages), sampled evenly by
 language. It prints, per language, the median words per post and the median / p90 milliseconds of ``explain`` for
@@ -42,10 +43,10 @@ def sample(n: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def faithfulness(predictor, texts: list[str], seed: int = 0) -> tuple[int, int]:
+def faithfulness(predictor, texts: list[str], seed: int = 0, **settings) -> tuple[int, int]:
     rng = random.Random(seed)
     wins = total = 0
-    for text, spans in zip(texts, explain(predictor, texts, top_k=64, min_weight=-1.0)):
+    for text, spans in zip(texts, explain(predictor, texts, top_k=64, min_weight=-1.0, **settings)):
         words = word_spans(text)
         top = [(s.start, s.end) for s in spans if s.label == L.EXTREMIST][:3]
         if len(words) < 6 or len(top) < 3:
@@ -62,14 +63,20 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--max-words", type=int, default=None, help="explain(): posts longer than this go coarse to fine")
+    ap.add_argument("--group", type=int, default=None, help="explain(): words per run in the coarse pass")
+    ap.add_argument("--refine", type=int, default=None, help="explain(): runs refined word by word")
+    ap.add_argument("--batch", type=int, default=4, help="the predictor's batch size (the service's model_batch_size)")
     args = ap.parse_args()
+    settings = {k: v for k, v in (("max_words", args.max_words), ("group", args.group), ("refine", args.refine))
+                if v is not None}
     if not (Path(args.model) / "model_meta.json").is_file():
         sys.exit(f"{args.model} is not a model folder; train one (`make train`) or pass --model DIR")
-    predictor = load_predictor(args.model, args.backend, threads=args.threads, batch_size=4)
+    predictor = load_predictor(args.model, args.backend, threads=args.threads, batch_size=args.batch)
     rows = sample(args.n)
     explain(predictor, [rows[0]["text"]])  # warm-up
     print(f"model {predictor.meta.name} {predictor.meta.version} ({predictor.meta.base_model}, {predictor.backend}), "
-          f"threads={args.threads or os.cpu_count()}")
+          f"threads={args.threads or os.cpu_count()}, batch {args.batch}, explain settings {settings or 'default'}")
     print(f"{'lang':9} {'posts':>5} {'words':>6} {'predict ms':>11} {'explain ms p50':>15} {'p90':>7}")
     flagged, all_ms = [], []
     for lang in ("en", "ur", "roman_ur"):
@@ -81,7 +88,7 @@ def main() -> None:
             t0 = time.perf_counter()
             p = predictor.predict([text])[0]
             t1 = time.perf_counter()
-            explain(predictor, [text])
+            explain(predictor, [text], **settings)
             t2 = time.perf_counter()
             pr_ms.append((t1 - t0) * 1000)
             ex_ms.append((t2 - t1) * 1000)
@@ -92,7 +99,7 @@ def main() -> None:
         print(f"{lang:9} {len(group):5d} {words:6.0f} {statistics.median(pr_ms):11.1f} "
               f"{statistics.median(ex_ms):15.1f} {sorted(ex_ms)[int(0.9 * (len(ex_ms) - 1))]:7.1f}")
     print(f"explain cost per typical post (median over all): {statistics.median(all_ms):.1f} ms")
-    wins, total = faithfulness(predictor, flagged[:30])
+    wins, total = faithfulness(predictor, flagged[:30], **settings)
     if total:
         print(f"faithfulness on {total} flagged posts: top-3 evidence beats 3 random words in {wins}/{total} "
               f"= {100 * wins / total:.0f}%")
