@@ -107,6 +107,9 @@ class TrainSection(_Section):
     #: and cut mid-sentence, and one extremist or counter-speech text buried among neutral ones, so a long post's
     #: windows are judged like short posts. Transformers only; built from training rows only.
     long_mix: float = Field(0.0, ge=0, le=1)
+    #: Share of those rows that are long *neutral* windows (the rest: half buried extremist, half buried counter).
+    #: A third each by default; a mix that is mostly buried flags is itself a cue that a long window is suspect.
+    long_mix_neutral_share: float = Field(1 / 3, ge=0, le=1)
 
 
 class LinearSection(_Section):

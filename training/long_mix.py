@@ -71,11 +71,12 @@ def _tail(text: str, chars: int) -> str:
 
 def long_mixes(texts: Sequence[str], labels: Sequence[int], langs: Sequence[str | None], share: float, seed: int,
                *, subtypes: Sequence[int] | None = None, contexts: Sequence[str | None] | None = None,
-               origins: Sequence[str | None] | None = None) -> Mixed:
-    """``round(share * len(texts))`` window-like rows (a third of each kind) from ``texts`` (normalised training
-    texts) with their ``labels`` (ids) and ``langs``; ``subtypes``: sub-type ids aligned with the texts (-100 for
-    none); rows with a parent in ``contexts`` are skipped; ``origins`` (e.g. "real" / "written") keeps fillers of
-    the same origin as the text they surround."""
+               origins: Sequence[str | None] | None = None, neutral_share: float = 1 / 3) -> Mixed:
+    """``round(share * len(texts))`` window-like rows from ``texts`` (normalised training texts) with their
+    ``labels`` (ids) and ``langs``: ``neutral_share`` of them long neutral windows, the rest buried extremist and
+    buried counter-speech alternately (a third of each kind by default); ``subtypes``: sub-type ids aligned with the
+    texts (-100 for none); rows with a parent in ``contexts`` are skipped; ``origins`` (e.g. "real" / "written")
+    keeps fillers of the same origin as the text they surround."""
     rng = random.Random(f"{seed}:long-mix")
     pools: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     origin_of = [(o or "written") for o in origins] if origins is not None else ["any"] * len(texts)
@@ -110,8 +111,15 @@ def long_mixes(texts: Sequence[str], labels: Sequence[int], langs: Sequence[str 
             size += len(parts[-1]) + 1
         return " ".join(parts)
 
+    n_neutral = round(neutral_share * n)
+    # interleaved, so a prefix of the rows has the same mix as the whole (the default is the cycle of the 3 kinds)
+    plan = sorted(range(n), key=lambda k: ((k + 0.5) / n_neutral if k < n_neutral else
+                                           (k - n_neutral + 0.5) / max(n - n_neutral, 1), k >= n_neutral))
+    kinds = ["long_neutral" if k < n_neutral else KINDS[1 + (k - n_neutral) % 2] for k in plan]
+    if abs(neutral_share - 1 / 3) < 1e-9:  # the original cycle, so earlier runs (w11, w13) rebuild exactly
+        kinds = [KINDS[k % len(KINDS)] for k in range(n)]
     for k in range(n):
-        kind = KINDS[k % len(KINDS)]
+        kind = kinds[k]
         window = rng.randint(*WINDOW_CHARS)
         if kind == "long_neutral":
             lang = rng.choice(neutral)

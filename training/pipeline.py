@@ -160,7 +160,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
 
                 mixed = long_mixes(texts, labels, [ex.lang for ex in splits["train"]], cfg.train.long_mix,
                                    cfg.train.seed, subtypes=subs, contexts=parents,
-                                   origins=[ex.extra.get("origin") for ex in splits["train"]])
+                                   origins=[ex.extra.get("origin") for ex in splits["train"]],
+                                   neutral_share=cfg.train.long_mix_neutral_share)
                 texts, labels = [*texts, *mixed.texts], [*labels, *mixed.labels]
                 parents = None if parents is None else [*parents, *([None] * len(mixed.texts))]
                 subs = None if subs is None else [*subs, *mixed.subtypes]

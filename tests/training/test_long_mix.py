@@ -118,3 +118,15 @@ def test_fillers_come_from_the_origin_of_what_they_surround():
             other = "real" if needle_origin == "written" else "written"
             assert f"{other}filler" not in text and f"{needle_origin}filler" in text
     assert min(both.values()) > 0.3 * sum(both.values())  # neutral windows of each origin alike
+
+
+def test_neutral_share_sets_the_mix(corpus):
+    texts, labels, langs = corpus[:3]
+    for share, expect in ((0.8, 0.8), (0.0, 0.0), (1 / 3, 1 / 3)):
+        mixed = long_mixes(texts, labels, langs, 0.5, seed=3, neutral_share=share)
+        n = len(mixed.texts)
+        assert abs(mixed.kinds["long_neutral"] / n - expect) < 0.02
+        if share < 1:  # the buried rest is split evenly between the two flags
+            assert abs(mixed.kinds["buried_extremist"] - mixed.kinds["buried_counter"]) <= 1
+        neutral_id = L.LABEL2ID[L.NEUTRAL]
+        assert sum(y == neutral_id for y in mixed.labels) == mixed.kinds["long_neutral"]
