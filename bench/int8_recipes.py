@@ -89,14 +89,13 @@ def main() -> None:
         config = json.loads((work / "config.json").read_text())
         recipes = dict(int8_recipes(fp32, config["num_hidden_layers"]))
         recipes.update({f"sensitive_{k}": [n for n, _ in ranking[:k]] for k in SENSITIVE_KEEP})
-        sources = {name: (fp32, keep) for name, keep in recipes.items()}
         graphs = {"fp32": (fp32, None)}
         for name in wanted:
-            if name not in sources:
-                sys.exit(f"unknown recipe {name!r}; choose from {', '.join(sources)}")
-            source, keep = sources[name]
+            if name not in recipes:
+                sys.exit(f"unknown recipe {name!r}; choose from {', '.join(recipes)}")
+            keep = recipes[name]
             out = work / f"int8_{name.replace('+', '_')}.onnx"
-            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True,
+            quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
                              nodes_to_exclude=keep, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             graphs[name] = (out, len(keep))
         predictors = {}

@@ -111,13 +111,13 @@ def long_mixes(texts: Sequence[str], labels: Sequence[int], langs: Sequence[str 
             size += len(parts[-1]) + 1
         return " ".join(parts)
 
-    n_neutral = round(neutral_share * n)
-    # interleaved, so a prefix of the rows has the same mix as the whole (the default is the cycle of the 3 kinds)
-    plan = sorted(range(n), key=lambda k: ((k + 0.5) / n_neutral if k < n_neutral else
-                                           (k - n_neutral + 0.5) / max(n - n_neutral, 1), k >= n_neutral))
-    kinds = ["long_neutral" if k < n_neutral else KINDS[1 + (k - n_neutral) % 2] for k in plan]
     if abs(neutral_share - 1 / 3) < 1e-9:  # the original cycle, so earlier runs (w11, w13) rebuild exactly
         kinds = [KINDS[k % len(KINDS)] for k in range(n)]
+    else:  # interleaved, so a prefix of the rows has the same mix as the whole
+        n_neutral = round(neutral_share * n)
+        plan = sorted(range(n), key=lambda k: ((k + 0.5) / n_neutral if k < n_neutral else
+                                               (k - n_neutral + 0.5) / max(n - n_neutral, 1), k >= n_neutral))
+        kinds = ["long_neutral" if k < n_neutral else KINDS[1 + (k - n_neutral) % 2] for k in plan]
     for k in range(n):
         kind = kinds[k]
         window = rng.randint(*WINDOW_CHARS)
