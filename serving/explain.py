@@ -11,9 +11,14 @@ every request, so a span's ``start``/``end`` index the text as the client sent i
 Unicode code points: an emoji counts 1; in JavaScript index ``Array.from(text)``). Urdu and other right-to-left
 text needs nothing special: offsets are logical order, the browser lays them out.
 
-Cost: one batched ``predict_proba`` call over ``1 + words`` variants per text (all texts of a request together).
-Posts longer than ``max_words`` words go coarse to fine (runs of neighbouring words first, then the words of the
-strongest runs), so a 30-word post costs about 23 variants instead of 31 and a very long one at most ~60.
+Cost: full occlusion scores ``1 + words`` variants per text in one batched ``predict_proba`` call. Posts longer
+than ``max_words`` words go coarse to fine (runs of neighbouring words first, then the words of the strongest
+runs), so a 30-word post costs about 16 variants instead of 31 and a very long one at most ~56. On an ONNX graph
+with fused attention (the default), words are deleted *above a cut* instead (``UPPER_LAYERS``): the post goes
+through the served graph once and each variant only through a (quantised) copy of its top layers, with the word's
+token rows removed from the hidden states entering them (``serving/graph_cut.py``). That approximates deleting the
+word from the text, so it is held to the same faithfulness check (deleting its top-3 words *from the text*), and
+posts longer than one window are still occluded in the text. ``upper_layers=None``: full occlusion everywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from serving import labels as L
 
 _TOKEN = re.compile(r"\S+")
 EXPLAINED = (L.EXTREMIST, L.COUNTER_NARRATIVE)  # the labels evidence is given for
+#: Words are deleted above a cut before this many top encoder layers (``serving/graph_cut.py``); None: from the text.
+#: Chosen on dev (bench/explain.py, the e5-small default, 60 flagged posts): faithful on 80% of them with a cut
+#: before 2 layers (75% on test with the fp32 copy), 90% with 3, 92-93% with 4, at 43 / 53 / 42-55 ms per post.
+UPPER_LAYERS: int | None = 4
 
 
 @dataclass(frozen=True)
@@ -79,8 +88,8 @@ def _without(text: str, start: int, end: int) -> str:
     return text[:start] + " " + text[end:]
 
 
-def _drops(predictor, jobs: list[tuple[str, list[tuple[int, int]]]], contexts: Sequence[str | None] | None = None
-           ) -> list[tuple[np.ndarray, np.ndarray]]:
+def _drops_full(predictor, jobs: list[tuple[str, list[tuple[int, int]]]], contexts: Sequence[str | None] | None = None
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each (text, units): log-odds of the explained labels for the full text, and their drop without each
     unit. One model call. ``contexts``: a parent post per job (the reply's words are occluded, never the parent's)."""
     variants: list[str] = []
@@ -92,11 +101,8 @@ def _drops(predictor, jobs: list[tuple[str, list[tuple[int, int]]]], contexts: S
     if not variants:
         return []
     # One call for every variant of every text: the predictor sorts by length and batches them.
-    probs = (predictor.predict_proba(variants, contexts=parents) if any(parents) else
-             predictor.predict_proba(variants))[:, [L.LABEL2ID[name] for name in EXPLAINED]]
-    # Log-odds, not probability: a confident post (p = 0.9999) still ranks its words instead of all dropping ~0.
-    probs = np.clip(probs, 1e-7, 1 - 1e-7)
-    probs = np.log(probs) - np.log1p(-probs)
+    probs = _log_odds(predictor.predict_proba(variants, contexts=parents) if any(parents) else
+                      predictor.predict_proba(variants))
     out, row = [], 0
     for _, units in jobs:
         base = probs[row]
@@ -105,21 +111,151 @@ def _drops(predictor, jobs: list[tuple[str, list[tuple[int, int]]]], contexts: S
     return out
 
 
+def _log_odds(probs: np.ndarray) -> np.ndarray:
+    # Log-odds, not probability: a confident post (p = 0.9999) still ranks its words instead of all dropping ~0.
+    probs = np.clip(probs[:, [L.LABEL2ID[name] for name in EXPLAINED]], 1e-7, 1 - 1e-7)
+    return np.log(probs) - np.log1p(-probs)
+
+
+def _deleted_rows(full: list[int], variant: list[int]) -> tuple[int, int]:
+    """``(p, q)``: ``variant`` keeps the first ``p`` and the last ``q`` tokens of ``full``; the rows between are the
+    deleted word's. (Deleting a whitespace-separated word deletes its pieces; where the neighbours re-tokenise,
+    the few new pieces are not represented and the variant is ``full`` without the changed rows.)"""
+    limit = min(len(full), len(variant))
+    p = 0
+    while p < limit and full[p] == variant[p]:
+        p += 1
+    q = 0
+    while q < limit - p and full[-1 - q] == variant[-1 - q]:
+        q += 1
+    return p, q
+
+
+def _lower_pass(predictor, cut, jobs: list[tuple[str, list[tuple[int, int]]]], parents: list[str | None] | None,
+                cache: dict) -> list[tuple[list[int], np.ndarray, np.ndarray] | None]:
+    """Per job: the post's one window, its hidden states entering the cut and its logits (None where the post needs
+    more than one window). ``cache`` keeps them per (post, parent) between the coarse and the fine pass."""
+    from serving.text import normalize
+
+    keys = [(text, parents[i] if parents else None) for i, (text, _) in enumerate(jobs)]
+    todo = sorted({k for k in keys if k not in cache}, key=keys.index)
+    if todo:
+        windows, owner = predictor.windows([normalize(t) for t, _ in todo],
+                                           [c for _, c in todo] if parents else None)
+        per: list[list[list[int]]] = [[] for _ in todo]
+        for w, i in zip(windows, owner):
+            per[i].append(w)
+        one = [i for i in range(len(todo)) if len(per[i]) == 1]
+        for i in range(len(todo)):
+            cache[todo[i]] = None
+        if one:
+            width = max(len(per[i][0]) for i in one)
+            ids = np.full((len(one), width), predictor.pad_id, dtype=np.int64)
+            mask = np.zeros((len(one), width), dtype=np.int64)
+            for row, i in enumerate(one):
+                ids[row, :len(per[i][0])] = per[i][0]
+                mask[row, :len(per[i][0])] = 1
+            logits, hidden = cut.run_lower(ids, mask)
+            for row, i in enumerate(one):
+                cache[todo[i]] = (per[i][0], hidden[row, :len(per[i][0])], logits[row])
+    return [cache[k] for k in keys]
+
+
+def _drops_cut(predictor, cut, jobs: list[tuple[str, list[tuple[int, int]]]],
+               contexts: Sequence[str | None] | None = None, cache: dict | None = None
+               ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """``_drops`` with each variant scored by the upper layers only (``serving/graph_cut.py``): the post goes through
+    the served graph once (``cache``: once per ``explain`` call), and each unit's token rows are deleted from the
+    hidden states entering the cut. A job whose post (with its parent) needs more than one window gets None (the
+    caller scores it in full)."""
+    from serving.predictor import softmax
+    from serving.text import normalize
+
+    n = len(jobs)
+    parents = predictor._contexts(list(contexts) if contexts else [None] * n, n, False)
+    lower = _lower_pass(predictor, cut, jobs, parents, {} if cache is None else cache)
+    ok = [i for i in range(n) if lower[i] is not None]
+    if not ok:
+        return [None] * n
+    base_logits = np.stack([lower[i][2] for i in ok])
+    dim = lower[ok[0]][1].shape[1]
+    # Every variant of every post: its hidden rows (the post's, without the unit's) for one upper-layer batch.
+    seqs: list[np.ndarray] = []
+    slots: list[tuple[int, int]] = []  # (row in ok, number of variants)
+    for row, i in enumerate(ok):
+        text, units = jobs[i]
+        full, h, _ = lower[i]
+        variants = [normalize(_without(text, s, e)) for s, e in units]
+        v_par = None if parents is None else [parents[i]] * len(variants)
+        v_windows, v_owner = predictor.windows(variants, v_par) if variants else ([], [])
+        firsts: dict[int, list[int]] = {}
+        for w, k in zip(v_windows, v_owner):
+            firsts.setdefault(k, w)
+        for k in range(len(variants)):
+            p, q = _deleted_rows(full, firsts.get(k, full))
+            seqs.append(np.concatenate([h[:p], h[len(full) - q:]]) if p + q < len(full) else h)
+        slots.append((row, len(variants)))
+    logits = np.zeros((len(seqs), base_logits.shape[1]), dtype=np.float64)
+    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
+    chunk = max(1, 4 * predictor.batch_size)  # sorted by length: little padding (one chunk of 64 was slower)
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        lengths = np.array([len(seqs[k]) for k in part])
+        batch = np.zeros((len(part), lengths.max(), dim), dtype=np.float32)
+        for r, k in enumerate(part):
+            batch[r, :lengths[r]] = seqs[k]
+        logits[part] = cut.run_upper(batch, lengths)
+    n_labels = len(L.LABELS)
+    base = _log_odds(softmax(base_logits[:, :n_labels].astype(np.float64), predictor.meta.temperature))
+    var = _log_odds(softmax(logits[:, :n_labels], predictor.meta.temperature)) if seqs else np.zeros((0, 2))
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
+    at = 0
+    for (row, count), i in zip(slots, ok):
+        out[i] = (base[row], base[row][None, :] - var[at:at + count])
+        at += count
+    return out
+
+
+def _cut_of(predictor, upper_layers: int | None):
+    if not upper_layers or not hasattr(predictor, "graph_cut"):
+        return None
+    return predictor.graph_cut(upper_layers)
+
+
+def _drops(predictor, jobs: list[tuple[str, list[tuple[int, int]]]], contexts: Sequence[str | None] | None = None,
+           upper_layers: int | None = None, cache: dict | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each (text, units): log-odds of the explained labels for the full text, and their drop without each
+    unit. With ``upper_layers`` (and a graph that can be cut) units are deleted above the cut; otherwise, and for
+    posts longer than one window, from the text."""
+    cut = _cut_of(predictor, upper_layers)
+    if cut is None or not jobs:
+        return _drops_full(predictor, jobs, contexts)
+    out = _drops_cut(predictor, cut, jobs, contexts, cache)
+    rest = [k for k, o in enumerate(out) if o is None]
+    if rest:
+        full = _drops_full(predictor, [jobs[k] for k in rest], [contexts[k] for k in rest] if contexts else None)
+        for k, o in zip(rest, full):
+            out[k] = o
+    return out
+
+
 def explain(predictor, texts: Sequence[str], *, top_k: int = 8, min_weight: float = 0.05, max_words: int = 16,
-            group: int = 4, refine: int = 3, contexts: Sequence[str | None] | None = None) -> list[list[Span]]:
+            group: int = 4, refine: int = 2, contexts: Sequence[str | None] | None = None,
+            upper_layers: int | None = UPPER_LAYERS) -> list[list[Span]]:
     """Evidence spans per text, strongest first: at most ``top_k`` words whose deletion lowers the log-odds of a
     label by at least ``min_weight``, where label is extremist or counter_narrative (whichever the word supports
     more); ``weight`` is that drop.
 
     Posts of up to ``max_words`` words: every word is deleted in turn. Longer posts, coarse to fine: first each run
     of ``group`` neighbouring words is deleted, then every word of the ``refine`` runs whose deletion moved a score
-    most; the others get no evidence (their run mattered less than three others). Two model calls in all."""
+    most; the others get no evidence (their run mattered less than ``refine`` others). Two model calls in all."""
     words = [word_spans(t) for t in texts]
     coarse = [len(w) > max_words for w in words]
     groups = [_groups(w, max(group, -(-len(w) // 32))) if c else [] for w, c in zip(words, coarse)]
     contexts = list(contexts) if contexts is not None else [None] * len(texts)
+    cache: dict = {}  # the posts' lower-layer pass, shared by the coarse and the fine pass
     first = _drops(predictor, [(t, [_cover(g) for g in gs] if c else w)
-                               for t, w, c, gs in zip(texts, words, coarse, groups)], contexts)
+                               for t, w, c, gs in zip(texts, words, coarse, groups)], contexts, upper_layers, cache)
     fine_units: list[list[tuple[int, int]]] = []
     for (base, drops), w, c, gs in zip(first, words, coarse, groups):
         if not c:
@@ -131,7 +267,7 @@ def explain(predictor, texts: Sequence[str], *, top_k: int = 8, min_weight: floa
         size = max(1, -(-len(fine) // 24))  # very long posts: refine in runs again, 24 variants at most
         fine_units.append(fine if size == 1 else [_cover(g) for g in _groups(fine, size)])
     second = _drops(predictor, [(t, u) for t, u, c in zip(texts, fine_units, coarse) if c],
-                    [p for p, c in zip(contexts, coarse) if c])
+                    [p for p, c in zip(contexts, coarse) if c], upper_layers, cache)
     it = iter(second)
     out: list[list[Span]] = []
     for text, units, c, (base, drops) in zip(texts, fine_units, coarse, first):

@@ -493,7 +493,7 @@ class _TransformerBase(_Base):
 
 class OnnxPredictor(_TransformerBase):
     def __init__(self, folder: Path, meta: ModelMeta, *, quantized: bool = True, batch_size: int = 32,
-                 threads: int | None = None):
+                 threads: int | None = None, explain_cut: int | None = None):
         super().__init__(folder, meta, batch_size)
         import onnxruntime as ort
 
@@ -514,9 +514,30 @@ class OnnxPredictor(_TransformerBase):
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.graph_path, self.threads = path, threads
+        self._cuts: dict[int, object] = {}
+        self._cut_lock = threading.Lock()
+        # ``explain_cut`` (the service): the graph is cut for explanations now, so that one session is ever built.
+        cut = self.graph_cut(explain_cut) if explain_cut else None
+        if cut is None:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.backend = "onnx-int8" if quantized else "onnx"
+
+    def graph_cut(self, upper_layers: int):
+        """The served graph cut before its last ``upper_layers`` encoder layers (``serving.graph_cut.GraphCut``),
+        built on first use (about a second), or None where the graph cannot be cut. The first cut's session also
+        becomes the one that answers ``predict``: it is the served graph with more outputs and nodes that only
+        explanations ask for, so predictions do not change and the weights are held once."""
+        with self._cut_lock:
+            if upper_layers not in self._cuts:
+                from serving.graph_cut import cut_graph
+
+                cut = cut_graph(self.graph_path, upper_layers, threads=self.threads or os.cpu_count() or 1)
+                if cut is not None and not any(self._cuts.values()):
+                    self.session = cut.session  # (at load, the only session: ``explain_cut``)
+                self._cuts[upper_layers] = cut
+            return self._cuts[upper_layers]
 
     def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -545,8 +566,9 @@ class TorchPredictor(_TransformerBase):
 
 
 def load_predictor(folder: str | Path, backend: str = "auto", *, verify: bool = True, batch_size: int = 32,
-                   threads: int | None = None) -> Predictor:
-    """Load a verified model folder with the chosen backend (``auto``: int8 ONNX for transformers)."""
+                   threads: int | None = None, explain_cut: int | None = None) -> Predictor:
+    """Load a verified model folder with the chosen backend (``auto``: int8 ONNX for transformers). ``explain_cut``:
+    ONNX backends build the graph cut for explanations at load (``OnnxPredictor.graph_cut``; the service does)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     folder = Path(folder)
@@ -561,4 +583,5 @@ def load_predictor(folder: str | Path, backend: str = "auto", *, verify: bool = 
         backend = "onnx-int8" if meta.onnx.get("int8") else "onnx" if meta.onnx.get("fp32") else "torch"
     if backend == "torch":
         return TorchPredictor(folder, meta, batch_size=batch_size)
-    return OnnxPredictor(folder, meta, quantized=backend == "onnx-int8", batch_size=batch_size, threads=threads)
+    return OnnxPredictor(folder, meta, quantized=backend == "onnx-int8", batch_size=batch_size, threads=threads,
+                         explain_cut=explain_cut)

@@ -37,6 +37,7 @@ from serving.api.errors import (MODEL_VERSION_HEADER, ApiError, BodyLimitMiddlew
 from serving.api.metrics import RequestMetricsMiddleware, ServiceMetrics
 from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorResponse, Health, InfoResponse, ModelRef,
                                  Ready, ReloadResponse)
+from serving.explain import UPPER_LAYERS
 from serving.predictor import Predictor, Reply, load_predictor
 from serving.profiles import UnknownProfile, profiles_of
 from serving.profiles import resolve as resolve_profile
@@ -511,7 +512,7 @@ async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) 
         # Loading verifies checksums and builds the inference session: seconds of blocking work.
         predictor = await anyio.to_thread.run_sync(
             lambda: load_predictor(settings.model_dir, settings.backend, threads=settings.threads,
-                                   batch_size=settings.model_batch_size))
+                                   batch_size=settings.model_batch_size, explain_cut=UPPER_LAYERS))
     _publish(app, await _build_service(settings, predictor, app.state.metrics))
     app.state.metrics.ready.set(1)
     ref = app.state.service.model
@@ -546,7 +547,8 @@ class Reloader:
 
     def _load(self, folder: str) -> Predictor:
         s = self.settings
-        predictor = load_predictor(folder, s.backend, threads=s.threads, batch_size=s.model_batch_size)
+        predictor = load_predictor(folder, s.backend, threads=s.threads, batch_size=s.model_batch_size,
+                                   explain_cut=UPPER_LAYERS)
         predictor.predict(list(WARM_UP_TEXTS))
         return predictor
 

@@ -27,6 +27,7 @@ def run_server(model: str | Path | None = None, host: str | None = None, port: i
     import uvicorn
 
     from serving.api.app import create_app
+    from serving.explain import UPPER_LAYERS
     from serving.predictor import load_predictor
 
     settings = load_settings(model_dir=model, host=host, port=port, backend=backend)
@@ -36,7 +37,7 @@ def run_server(model: str | Path | None = None, host: str | None = None, port: i
         log.info("settings from the environment: %s", overrides)
     log.info("loading model folder %s (backend %s)", settings.model_dir, settings.backend)
     predictor = load_predictor(settings.model_dir, settings.backend, threads=settings.threads,
-                               batch_size=settings.model_batch_size)
+                               batch_size=settings.model_batch_size, explain_cut=UPPER_LAYERS)
     meta = predictor.meta
     log.info("loaded model %s version %s sha256 %s (%s, %s backend)", meta.name, meta.version, meta.sha256(),
              meta.kind, predictor.backend)

@@ -63,3 +63,69 @@ def test_evidence_is_faithful_on_the_int8_transformer(transformer_model_dir):
     wins, total = faithfulness(predictor, posts)
     print(f"int8 transformer: top-3 evidence beats 3 random words on {wins}/{total} flagged posts")
     assert total >= 15 and wins / total >= 0.8, (wins, total)
+
+
+def test_deleted_rows_finds_the_word_between_shared_ends():
+    from serving.explain import _deleted_rows
+
+    assert _deleted_rows([0, 5, 6, 7, 8, 2], [0, 5, 8, 2]) == (2, 2)  # 6, 7 deleted
+    assert _deleted_rows([0, 5, 6, 2], [0, 6, 2]) == (1, 2)
+    assert _deleted_rows([0, 5, 5, 2], [0, 5, 2]) == (2, 1)  # a repeated piece: one of the two goes
+    assert _deleted_rows([0, 5, 2], [0, 5, 2]) == (3, 0)  # nothing deleted: every row kept
+
+
+def test_graph_cut_answers_as_the_served_graph(transformer_model_dir):
+    """The cut session answers as the served graph (the same logits); its copy of the upper layers, fed the hidden
+    states at the cut, gives those logits again (exactly on the fp32 graph with the copy not re-quantised; within
+    int8 noise otherwise: activation scales are per batch); and once cut, the predictor predicts exactly as before."""
+    import numpy as np
+
+    from serving.graph_cut import cut_graph
+
+    predictor = load_predictor(transformer_model_dir, "onnx-int8")
+    texts = ["they are vermin and must be driven out", "yeh sab jhoot hai, mazhab amn sikhata hai",
+             "آج موسم بہت اچھا ہے"]
+    before = predictor.predict_proba(texts)
+    windows, _ = predictor.windows(texts)
+    width = max(len(w) for w in windows)
+    ids = np.zeros((len(windows), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for r, w in enumerate(windows):
+        ids[r, :len(w)], mask[r, :len(w)] = w, 1
+    served = predictor._run(ids, mask)
+    fp32 = load_predictor(transformer_model_dir, "onnx")  # no dynamic activation scales: the copy is exact
+    exact = cut_graph(fp32.graph_path, 2, quantize_upper=False)
+    logits, hidden = exact.run_lower(ids, mask)
+    np.testing.assert_array_equal(logits, fp32._run(ids, mask))
+    np.testing.assert_allclose(exact.run_upper(hidden, mask.sum(axis=1)), logits, atol=1e-5)
+    cut = predictor.graph_cut(2)
+    assert cut is not None and cut.layers == 6 and cut.layer == 4
+    assert predictor.session is cut.session  # the cut session now answers predict
+    np.testing.assert_array_equal(predictor._run(ids, mask), served)
+    np.testing.assert_allclose(cut.run_upper(cut.run_lower(ids, mask)[1], mask.sum(axis=1)), served, atol=0.1)
+    np.testing.assert_array_equal(predictor.predict_proba(texts), before)
+    assert predictor.graph_cut(2) is cut and predictor.graph_cut(6) is None  # cached; a cut needs a layer below
+
+
+def test_service_loads_the_cut_once(transformer_model_dir):
+    """``explain_cut`` at load (the service): one session, the cut one, from the start."""
+    predictor = load_predictor(transformer_model_dir, "onnx-int8", explain_cut=4)
+    assert predictor.session is predictor.graph_cut(4).session
+    assert explain(predictor, ["they are vermin and must be driven out of our land"], min_weight=-1e9)[0]
+
+
+def test_upper_layer_occlusion_falls_back_for_long_posts(transformer_model_dir):
+    """A post longer than one window is occluded in the text, in the same call as short posts cut in the graph."""
+    from serving.explain import _drops, _drops_full
+
+    predictor = load_predictor(transformer_model_dir, "onnx-int8")
+    long_post = " ".join(["the weather report said rain tomorrow and the match is off"] * 30)
+    short = "they are vermin and must be driven out of our land"
+    jobs = [(short, word_spans(short)), (long_post, word_spans(long_post)[:5])]
+    mixed = _drops(predictor, jobs, None, upper_layers=2)
+    full = _drops_full(predictor, jobs[1:])
+    assert mixed[0][1].shape == (len(word_spans(short)), 2)
+    import numpy as np
+
+    np.testing.assert_allclose(mixed[1][1], full[0][1], atol=2e-2)  # int8 batch noise only
+    np.testing.assert_allclose(mixed[0][0], _drops_full(predictor, jobs[:1])[0][0], atol=2e-2)
