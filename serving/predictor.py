@@ -29,6 +29,7 @@ Int8 note: dynamic quantisation picks activation scales per batch, so a text's s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from contextlib import contextmanager
@@ -533,7 +534,13 @@ class OnnxPredictor(_TransformerBase):
             if upper_layers not in self._cuts:
                 from serving.graph_cut import cut_graph
 
-                cut = cut_graph(self.graph_path, upper_layers, threads=self.threads or os.cpu_count() or 1)
+                try:
+                    cut = cut_graph(self.graph_path, upper_layers, threads=self.threads or os.cpu_count() or 1)
+                except Exception as exc:  # a graph we cannot cut must not stop the service: explain falls back
+                    logging.getLogger(__name__).warning(
+                        "could not cut %s for explanations (%s: %s); evidence uses full occlusion",
+                        self.graph_path.name, type(exc).__name__, exc)
+                    cut = None
                 if cut is not None and not any(self._cuts.values()):
                     self.session = cut.session  # (at load, the only session: ``explain_cut``)
                 self._cuts[upper_layers] = cut

@@ -129,3 +129,18 @@ def test_upper_layer_occlusion_falls_back_for_long_posts(transformer_model_dir):
 
     np.testing.assert_allclose(mixed[1][1], full[0][1], atol=2e-2)  # int8 batch noise only
     np.testing.assert_allclose(mixed[0][0], _drops_full(predictor, jobs[:1])[0][0], atol=2e-2)
+
+
+def test_a_graph_that_cannot_be_cut_still_loads_and_explains(transformer_model_dir, monkeypatch, caplog):
+    """A failure while cutting (here: the cutter raises) is logged; the predictor loads with the plain session and
+    evidence comes from full occlusion."""
+    import serving.graph_cut
+
+    def broken(*args, **kwargs):
+        raise ValueError("unexpected graph")
+
+    monkeypatch.setattr(serving.graph_cut, "cut_graph", broken)
+    predictor = load_predictor(transformer_model_dir, "onnx-int8", explain_cut=4)
+    assert predictor.graph_cut(4) is None and "full occlusion" in caplog.text
+    spans = explain(predictor, ["they are vermin and must be driven out of our land"], min_weight=-1e9)[0]
+    assert spans and all(s.label in (L.EXTREMIST, L.COUNTER_NARRATIVE) for s in spans)
