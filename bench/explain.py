@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from serving import labels as L  # noqa: E402
-from serving.explain import UPPER_LAYERS, explain, occlusion_drops, word_spans  # noqa: E402
+from serving.explain import UPPER_LAYERS, explain, faithfulness, flagged_posts, word_spans  # noqa: E402
 from serving.predictor import load_predictor  # noqa: E402
 
 
@@ -51,30 +51,6 @@ def sample(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
         pool = by_lang.get(lang, [])
         out += rng.sample(pool, min(len(pool), n // 3))
     return out
-
-
-def faithfulness(predictor, texts: list[str], seed: int = 0, **settings) -> tuple[int, int, list]:
-    rng = random.Random(seed)
-    wins = total = 0
-    tops = []
-    for text, spans in zip(texts, explain(predictor, texts, top_k=64, min_weight=-1e9, **settings)):
-        words = word_spans(text)
-        top = [(s.start, s.end) for s in spans if s.label == L.EXTREMIST][:3]
-        tops.append(set(top))
-        if len(words) < 6 or len(top) < 3:
-            continue
-        random_drop = statistics.mean(occlusion_drops(predictor, text, rng.sample(words, 3)) for _ in range(5))
-        wins += occlusion_drops(predictor, text, top) > random_drop
-        total += 1
-    return wins, total, tops
-
-
-def flagged_extremist(predictor, rows: list[dict], n: int, seed: int = 0) -> list[str]:
-    """Flagged extremist posts of 8..60 words, as the test suite picks them."""
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    texts = [r["text"] for r in rows if r["label"] == L.EXTREMIST and 8 <= len(word_spans(r["text"])) <= 60][:4 * n]
-    return [t for t, p in zip(texts, predictor.predict(texts)) if p.flagged][:n]
 
 
 def rss_mb() -> float:
@@ -170,11 +146,11 @@ def main() -> None:
                   f"{statistics.median(ms[k]):15.1f} {sorted(ms[k])[int(0.9 * (len(ms[k]) - 1))]:7.1f}")
     if args.serving_overhead:
         serving_overhead(args, rows)
-    flagged = flagged_extremist(predictor, all_rows, args.faithful_n)
+    flagged = flagged_posts(predictor, all_rows, args.faithful_n)
     ref = None
     for k in methods:
         name = "full occlusion" if not k else f"upper {k} layers"
-        wins, total, tops = faithfulness(predictor, flagged, upper_layers=k or None, **settings)
+        wins, total, tops = faithfulness(predictor, flagged, min_words=6, upper_layers=k or None, **settings)
         same = "" if ref is None else (f"; top-3 words equal full occlusion's on "
                                        f"{sum(a == b for a, b in zip(tops, ref))}/{len(tops)}")
         ref = tops if not k else ref

@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from serving import labels as L
+from serving.predictor import pad_windows
 
 _TOKEN = re.compile(r"\S+")
 EXPLAINED = (L.EXTREMIST, L.COUNTER_NARRATIVE)  # the labels evidence is given for
@@ -146,16 +147,9 @@ def _lower_pass(predictor, cut, jobs: list[tuple[str, list[tuple[int, int]]]], p
         for w, i in zip(windows, owner):
             per[i].append(w)
         one = [i for i in range(len(todo)) if len(per[i]) == 1]
-        for i in range(len(todo)):
-            cache[todo[i]] = None
+        cache.update(dict.fromkeys(todo))  # None: more than one window
         if one:
-            width = max(len(per[i][0]) for i in one)
-            ids = np.full((len(one), width), predictor.pad_id, dtype=np.int64)
-            mask = np.zeros((len(one), width), dtype=np.int64)
-            for row, i in enumerate(one):
-                ids[row, :len(per[i][0])] = per[i][0]
-                mask[row, :len(per[i][0])] = 1
-            logits, hidden = cut.run_lower(ids, mask)
+            logits, hidden = cut.run_lower(*pad_windows([per[i][0] for i in one], predictor.pad_id))
             for row, i in enumerate(one):
                 cache[todo[i]] = (per[i][0], hidden[row, :len(per[i][0])], logits[row])
     return [cache[k] for k in keys]
@@ -179,22 +173,20 @@ def _drops_cut(predictor, cut, jobs: list[tuple[str, list[tuple[int, int]]]],
         return [None] * n
     base_logits = np.stack([lower[i][2] for i in ok])
     dim = lower[ok[0]][1].shape[1]
-    # Every variant of every post: its hidden rows (the post's, without the unit's) for one upper-layer batch.
+    # Every variant of every post: its hidden rows (the post's, without the unit's) for the upper layers.
+    # The variants of every post, tokenised in one call as ``predict`` would (each variant's first window).
+    owners = [i for i in ok for _ in jobs[i][1]]
+    variants = [normalize(_without(jobs[i][0], s, e)) for i in ok for s, e in jobs[i][1]]
+    v_windows, v_owner = (predictor.windows(variants, None if parents is None else [parents[i] for i in owners])
+                          if variants else ([], []))
+    firsts: dict[int, list[int]] = {}
+    for w, k in zip(v_windows, v_owner):
+        firsts.setdefault(k, w)
     seqs: list[np.ndarray] = []
-    slots: list[tuple[int, int]] = []  # (row in ok, number of variants)
-    for row, i in enumerate(ok):
-        text, units = jobs[i]
+    for k, i in enumerate(owners):
         full, h, _ = lower[i]
-        variants = [normalize(_without(text, s, e)) for s, e in units]
-        v_par = None if parents is None else [parents[i]] * len(variants)
-        v_windows, v_owner = predictor.windows(variants, v_par) if variants else ([], [])
-        firsts: dict[int, list[int]] = {}
-        for w, k in zip(v_windows, v_owner):
-            firsts.setdefault(k, w)
-        for k in range(len(variants)):
-            p, q = _deleted_rows(full, firsts.get(k, full))
-            seqs.append(np.concatenate([h[:p], h[len(full) - q:]]) if p + q < len(full) else h)
-        slots.append((row, len(variants)))
+        p, q = _deleted_rows(full, firsts.get(k, full))
+        seqs.append(np.concatenate([h[:p], h[len(full) - q:]]) if p + q < len(full) else h)
     logits = np.zeros((len(seqs), base_logits.shape[1]), dtype=np.float64)
     order = sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
     chunk = max(1, 4 * predictor.batch_size)  # sorted by length: little padding (one chunk of 64 was slower)
@@ -210,7 +202,8 @@ def _drops_cut(predictor, cut, jobs: list[tuple[str, list[tuple[int, int]]]],
     var = _log_odds(softmax(logits[:, :n_labels], predictor.meta.temperature)) if seqs else np.zeros((0, 2))
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
     at = 0
-    for (row, count), i in zip(slots, ok):
+    for row, i in enumerate(ok):
+        count = len(jobs[i][1])
         out[i] = (base[row], base[row][None, :] - var[at:at + count])
         at += count
     return out
@@ -282,6 +275,40 @@ def explain(predictor, texts: Sequence[str], *, top_k: int = 8, min_weight: floa
         out.append([Span(units[i][0], units[i][1], text[units[i][0]:units[i][1]], EXPLAINED[best[i]],
                          float(weights[i])) for i in order[:top_k] if weights[i] >= min_weight])
     return out
+
+
+def flagged_posts(predictor, rows: Sequence[dict], n: int, seed: int = 0) -> list[str]:
+    """Up to ``n`` extremist posts of 8..60 words from corpus ``rows`` (shuffled with ``seed``) that ``predictor``
+    flags: what the faithfulness check runs on."""
+    import random
+
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    texts = [r["text"] for r in rows if r["label"] == L.EXTREMIST and 8 <= len(word_spans(r["text"])) <= 60][:4 * n]
+    return [t for t, p in zip(texts, predictor.predict(texts)) if p.flagged][:n]
+
+
+def faithfulness(predictor, texts: Sequence[str], seed: int = 0, min_words: int = 0, **settings
+                 ) -> tuple[int, int, list[set]]:
+    """The faithfulness check: on how many of ``texts`` (with at least 3 extremist evidence words and
+    ``min_words`` words) deleting the top-3 evidence words *from the text* lowers p(extremist) more than deleting 3
+    random words (mean of 5 draws). ``(wins, checked, top-3 spans per text)``; ``settings`` go to ``explain``."""
+    import random
+    import statistics
+
+    rng = random.Random(seed)
+    wins = total = 0
+    tops = []
+    for text, spans in zip(texts, explain(predictor, texts, top_k=64, min_weight=-1e9, **settings)):
+        top = [(s.start, s.end) for s in spans if s.label == L.EXTREMIST][:3]
+        tops.append(set(top))
+        words = word_spans(text)
+        if len(top) < 3 or len(words) < min_words:
+            continue
+        random_drop = statistics.mean(occlusion_drops(predictor, text, rng.sample(words, 3)) for _ in range(5))
+        wins += occlusion_drops(predictor, text, top) > random_drop
+        total += 1
+    return wins, total, tops
 
 
 def occlusion_drops(predictor, text: str, remove: Sequence[tuple[int, int]]) -> float:

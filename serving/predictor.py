@@ -107,6 +107,17 @@ def encode_first_window(ids: Sequence[int], context_ids: Sequence[int] | None, m
     return [cls_id, *context_ids[:c], sep_id, *ids[:span - 1 - c], sep_id]
 
 
+def pad_windows(windows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """``input_ids`` and ``attention_mask`` of token-id windows, right-padded to the longest."""
+    width = max(len(w) for w in windows)
+    ids = np.full((len(windows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(windows), width), dtype=np.int64)
+    for row, w in enumerate(windows):
+        ids[row, :len(w)] = w
+        mask[row, :len(w)] = 1
+    return ids, mask
+
+
 def subtype_choice(sub_logits: np.ndarray | None, label: str, taxonomy: dict | None) -> dict | None:
     """``{"name", "score"}``: the best sub-type of ``label`` (softmax over that label's sub-types only)."""
     if sub_logits is None or not taxonomy:
@@ -421,13 +432,7 @@ class _TransformerBase(_Base):
             if _should_stop():
                 raise Abandoned(f"model call abandoned after {start} of {len(order)} windows: no one is waiting")
             chunk = order[start:start + self.batch_size]
-            width = max(len(windows[k]) for k in chunk)
-            ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, k in enumerate(chunk):
-                ids[row, :len(windows[k])] = windows[k]
-                mask[row, :len(windows[k])] = 1
-            out = self._run(ids, mask)
+            out = self._run(*pad_windows([windows[k] for k in chunk], self.pad_id))
             if logits is None:  # label logits, then (with a sub-type head) the sub-type logits
                 logits = np.zeros((len(windows), out.shape[1]), dtype=np.float64)
             logits[chunk] = out

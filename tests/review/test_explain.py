@@ -8,13 +8,12 @@ the tiny transformer's int8 ONNX graph, the served backend.
 from __future__ import annotations
 
 import json
-import random
-import statistics
 
 import pytest
 
+from serving import explain as explain_module
 from serving import labels as L
-from serving.explain import explain, occlusion_drops, word_spans
+from serving.explain import explain, word_spans
 from serving.predictor import load_predictor
 from tests.conftest import ROOT
 
@@ -27,24 +26,11 @@ def test_word_spans_index_the_original_string():
 
 def flagged_posts(predictor, n: int, seed: int = 0) -> list[str]:
     rows = [json.loads(line) for line in open(ROOT / "data/labeled/test.jsonl", encoding="utf-8")]
-    rng = random.Random(seed)
-    rng.shuffle(rows)
-    texts = [r["text"] for r in rows if r["label"] == L.EXTREMIST and 8 <= len(word_spans(r["text"])) <= 60][:4 * n]
-    preds = predictor.predict(texts)
-    return [t for t, p in zip(texts, preds) if p.flagged][:n]
+    return explain_module.flagged_posts(predictor, rows, n, seed)
 
 
 def faithfulness(predictor, texts: list[str], seed: int = 0) -> tuple[int, int]:
-    rng = random.Random(seed)
-    wins = total = 0
-    for text, spans in zip(texts, explain(predictor, texts, top_k=64, min_weight=-1e9)):
-        top = [(s.start, s.end) for s in spans if s.label == L.EXTREMIST][:3]
-        if len(top) < 3:
-            continue
-        words = word_spans(text)
-        random_drop = statistics.mean(occlusion_drops(predictor, text, rng.sample(words, 3)) for _ in range(5))
-        wins += occlusion_drops(predictor, text, top) > random_drop
-        total += 1
+    wins, total, _ = explain_module.faithfulness(predictor, texts, seed)
     return wins, total
 
 
