@@ -121,6 +121,9 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "default", help="transformer model folder")
+    ap.add_argument("--naive-model", type=Path, default=None,
+                    help="the folder the naive loop runs (default: --model); e.g. the 12-layer teacher when --model "
+                         "is a distilled student, to measure what the smaller network buys")
     ap.add_argument("--rows", type=int, default=20_000, help="posts in the generated file")
     ap.add_argument("--loop-sample", type=int, default=400, help="posts the one-at-a-time loop labels")
     ap.add_argument("--batch-size", type=int, default=256, help="rows per predict call in the engine")
@@ -136,11 +139,14 @@ def main() -> None:
         sys.exit(f"no model folder at {model}; train one (`make train`, or `counterpoint train --output DIR`) and "
                  "pass --model DIR")
     meta = json.loads((model / "model_meta.json").read_text())
+    naive = (args.naive_model or args.model).resolve()
+    if not (naive / "config.json").is_file():
+        sys.exit(f"--naive-model {naive} is not a transformer model folder (no config.json)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     inp, out = args.workdir / "input.jsonl", args.workdir / "labelled.jsonl"
     origin = make_input(inp, args.rows)
-    print(f"model {meta['name']} {meta['version']} ({meta['kind']}); {args.rows:,} posts from {origin}; "
-          f"{os.cpu_count()} CPUs", flush=True)
+    print(f"model {meta['name']} {meta['version']} ({meta['kind']}); naive loop on {naive}; {args.rows:,} posts "
+          f"from {origin}; {os.cpu_count()} CPUs", flush=True)
 
     def run_engine() -> dict:
         for stale in (out, Path(f"{out}.errors.jsonl")):
@@ -152,7 +158,7 @@ def main() -> None:
 
     def run_loop() -> dict:
         # Truncated to the model's window length: less work than the engine's sliding windows over long posts.
-        run = isolated("loop", str(inp), str(model), str(args.loop_sample), str(meta.get("max_length") or 128))
+        run = isolated("loop", str(inp), str(naive), str(args.loop_sample), str(meta.get("max_length") or 128))
         lr = run["result"]
         return {"rows": lr["rows"], "seconds": lr["seconds"], "posts_per_s": lr["posts_per_s"],
                 "e2e_posts_per_s": lr["rows"] / run["wall_s"], "load_s": lr["load_s"],

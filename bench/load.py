@@ -387,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="rounds of every measurement; the best one is reported")
     parser.add_argument("--backend", default=None, help="backend for our service (default: the folder's best)")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--naive-model", type=Path, default=None,
+                        help="the folder the naive service runs (default: --model); e.g. the 12-layer teacher when "
+                             "--model is a distilled student, to measure what the smaller network buys")
     parser.add_argument("--naive-mode", choices=("serial", "threadpool"), default="serial",
                         help="how the naive service runs its pipeline calls (see the module docstring)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "load.json")
@@ -408,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     ours_env = {**env, "COUNTERPOINT_LOG_LEVEL": "warning",
                 "COUNTERPOINT_QUEUE_SIZE": str(max(1024, 2 * max(args.concurrency) * args.texts_per_request))}
     logs = args.out.parent
-    print(f"model {args.model}; {len(texts)} texts from {corpus.relative_to(ROOT)}; "
+    print(f"model {args.model}; naive service on {args.naive_model or args.model}; {len(texts)} texts from {corpus.relative_to(ROOT)}; "
           f"{args.texts_per_request} text(s) per request; naive mode {args.naive_mode}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f} at start")
     ours_cmd = [sys.executable, "-m", "training.cli", "serve", "--model", str(args.model), "--host", HOST]
@@ -420,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 ours_env, logs / "ours.log"))]
         if not args.skip_naive:
             port = free_port()
-            naive_cmd = [sys.executable, str(Path(__file__).resolve()), "--naive-server", "--model", str(args.model),
+            naive_cmd = [sys.executable, str(Path(__file__).resolve()), "--naive-server", "--model",
+                         str(args.naive_model or args.model),
                          "--port", str(port), "--naive-mode", args.naive_mode]
             services.append(stack.enter_context(Service("naive", naive_cmd, port, "/health", env,
                                                         logs / "naive.log")))
@@ -463,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(goal p99 <= 50 ms)")
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": str(args.model), "corpus": str(corpus), "cpus": os.cpu_count(),
+    args.out.write_text(json.dumps({"model": str(args.model), "naive_model": str(args.naive_model or args.model),
+                                    "corpus": str(corpus), "cpus": os.cpu_count(),
                                     "texts_per_request": args.texts_per_request, "naive_mode": args.naive_mode,
                                     "summary": summary,
                                     "levels": [asdict(level) for level in levels]}, indent=2))

@@ -37,6 +37,10 @@ class ModelSection(_Section):
     #: A keep list of sentencepiece pieces (data/vocab/keep_pieces.txt): fine-tune from a copy of the base whose
     #: vocabulary holds only those pieces (plus specials and single characters). "" = the full vocabulary.
     vocab_keep: str = ""
+    #: Keep only this many of the base's encoder layers (0 = all), spread evenly from the bottom layer to the top
+    #: one (6 of 12: layers 0, 2, 4, 7, 9, 11): a smaller, faster network. With ``distill.teacher`` they are the
+    #: teacher's fine-tuned layers (``distill.init = "teacher"``).
+    layers: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "ModelSection":
@@ -159,6 +163,32 @@ class ExportSection(_Section):
         return value
 
 
+class DistillSection(_Section):
+    """Knowledge distillation (``training/distill.py``): a student learns a teacher's scores as well as the labels."""
+
+    #: A model folder (``counterpoint train`` output with its torch weights) whose scores the student learns;
+    #: "" = no distillation.
+    teacher: str = ""
+    #: Where the student starts: ``teacher`` (its fine-tuned weights, ``model.layers`` of its layers; the student
+    #: then uses the teacher's tokenizer and ``model.base`` is ignored) or ``base`` (``model.base`` as usual).
+    init: Literal["teacher", "base"] = "teacher"
+    #: Share of the loss that is the teacher's (KL divergence of the softened label scores); the rest is the usual
+    #: cross-entropy on the labels. Unlabelled rows have only the teacher's part.
+    weight: float = Field(0.5, ge=0, le=1)
+    #: Softmax temperature of both score sets in the distillation loss (the loss is scaled by its square).
+    temperature: float = Field(2.0, gt=0)
+    #: Files of unlabelled posts (a text field; labels, if any, are ignored) scored by the teacher and added to
+    #: the training rows with the teacher's scores only. Rows whose text is in dev or test are dropped.
+    unlabeled: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _needs_teacher(self) -> "DistillSection":
+        if self.unlabeled and not self.teacher:
+            raise ValueError("distill.unlabeled needs distill.teacher: unlabelled rows are learnt from a teacher's "
+                             "scores; set distill.teacher to a model folder, or distill.unlabeled=[]")
+        return self
+
+
 class OutputSection(_Section):
     dir: str = "models/default"
     name: str = "counterpoint-default"
@@ -173,6 +203,7 @@ class TrainConfig(_Section):
     linear: LinearSection = Field(default_factory=LinearSection)
     calibration: CalibrationSection = Field(default_factory=CalibrationSection)
     export: ExportSection = Field(default_factory=ExportSection)
+    distill: DistillSection = Field(default_factory=DistillSection)
     output: OutputSection = Field(default_factory=OutputSection)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from serving import labels as L
+from training.distill import distill_loss, keep_layers, teacher_logits
 
 BASE_ALIASES = ("minilm", "e5-small")
 E5_DIR = Path("models/bases/multilingual-e5-small")
@@ -248,17 +249,28 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                     + ". Starting from the beginning"
                     + (f"; this run's checkpoints (every {every} steps) will replace it" if every else
                        "; this run writes no checkpoints (train.checkpoint_every=0), so it is left as it is"))
-    base = training_base(cfg)
+    dc = cfg.distill
+    soft = None
+    if dc.teacher:  # the teacher's label logits for every training row, read as the student reads it
+        soft = torch.from_numpy(teacher_logits(dc.teacher, train_texts, train_contexts, cfg.model.max_length,
+                                               len(L.LABELS), log=log))
+    from_teacher = bool(dc.teacher) and dc.init == "teacher"
+    base = dc.teacher if from_teacher else training_base(cfg)
     tokenizer = AutoTokenizer.from_pretrained(base)
     id2label = dict(L.ID2LABEL)
     if train_subtypes is not None:
         id2label.update({len(L.LABELS) + k: f"subtype:{name}" for k, name in enumerate(L.subtype_names())})
     model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()})
+        base, num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=from_teacher)  # a teacher without the sub-type head: a fresh head
+    kept = keep_layers(model, cfg.model.layers)
+    if cfg.model.layers:
+        log(f"student: {len(kept)} encoder layers ({', '.join(map(str, kept))}) of "
+            f"{'the teacher' if from_teacher else 'the base'}")
     freeze(model, embeddings=tc.freeze_embeddings or tc.freeze_layers > 0, layers=tc.freeze_layers)
     encoded = encode_inputs(tokenizer, train_texts, cfg.model.max_length, train_contexts)
     lengths = [len(e) for e in encoded]
-    y = torch.tensor(train_y, dtype=torch.long)
+    y = torch.tensor(train_y, dtype=torch.long)  # -100: an unlabelled row (distillation only)
     sub_y = torch.tensor(train_subtypes, dtype=torch.long) if train_subtypes is not None else None
     sub_weights = None
     if sub_y is not None:  # real posts are mostly a few kinds: weigh sub-types by 1/sqrt(frequency), mean 1
@@ -268,7 +280,10 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     sub_loss = torch.nn.CrossEntropyLoss(weight=sub_weights, ignore_index=-100)
     n_labels = len(L.LABELS)
 
-    counts = np.bincount(np.asarray(train_y), minlength=len(L.LABELS)).astype(float)
+    labelled = np.asarray(train_y)
+    if soft is None and (labelled < 0).any():
+        raise ValueError("unlabelled training rows (label -100) need a teacher (distill.teacher)")
+    counts = np.bincount(labelled[labelled >= 0], minlength=len(L.LABELS)).astype(float)
     if (counts == 0).any():
         missing = [L.ID2LABEL[i] for i in np.flatnonzero(counts == 0)]
         raise ValueError(f"training data has no rows labelled {', '.join(missing)}; every label needs examples")
@@ -352,7 +367,12 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                 break
             ids, mask = _collate(encoded, batch, pad_id)
             logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = loss_fn(logits[:, :n_labels], y[batch])
+            gold = y[batch]
+            has = gold >= 0
+            loss = loss_fn(logits[has, :n_labels], gold[has]) if bool(has.any()) else logits.sum() * 0.0
+            if soft is not None:  # rows without a label learn only the teacher's scores
+                loss = ((1.0 - dc.weight) * loss if bool(has.any()) else loss) + dc.weight * distill_loss(
+                    logits[:, :n_labels], soft[batch], dc.temperature)
             if sub_y is not None and bool((sub_y[batch] >= 0).any()):
                 loss = loss + tc.subtype_weight * sub_loss(logits[:, n_labels:], sub_y[batch])
             loss.backward()

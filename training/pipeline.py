@@ -155,6 +155,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
 
             base = resolve_base(cfg.model.base)
             texts, labels, parents, subs = norm["train"], train_y, train_ctx, train_sub
+            unlabeled_rows = 0
             if cfg.train.long_mix > 0:  # window-like rows (training/long_mix.py)
                 from training.long_mix import long_mixes
 
@@ -167,12 +168,27 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
                 subs = None if subs is None else [*subs, *mixed.subtypes]
                 log(f"long-text mixes: {len(mixed.texts)} window-like training rows ("
                     + ", ".join(f"{k} {v}" for k, v in mixed.kinds.items()) + ")")
+            if cfg.distill.unlabeled:  # unlabelled posts: the student learns the teacher's scores on them
+                from training.distill import load_unlabeled
+
+                extra_texts, kept = load_unlabeled(cfg.distill.unlabeled, cfg.data.text_field,
+                                                   {*norm["train"], *norm["dev"], *norm["test"]}, normalize)
+                log(f"distillation: {kept['kept']} unlabelled rows from {len(cfg.distill.unlabeled)} file(s) "
+                    f"({kept['in_other_splits']} in train/dev/test and {kept['repeats']} repeats dropped, "
+                    f"{kept['bad_rows']} bad rows skipped)" + "".join(f"\n  {p}" for p in kept["problems"]))
+                texts, labels = [*texts, *extra_texts], [*labels, *([-100] * len(extra_texts))]
+                parents = None if parents is None else [*parents, *([None] * len(extra_texts))]
+                subs = None if subs is None else [*subs, *([-100] * len(extra_texts))]
+                unlabeled_rows = kept["kept"]
             res = finetune(cfg, texts, labels, norm["dev"], ys["dev"].tolist(), progress=progress,
                            train_contexts=parents, dev_contexts=ctx["dev"], train_subtypes=subs,
                            checkpoint=checkpoint_dir(out), resume=resume, log=log)
             used_checkpoint = checkpoint_dir(out) if res.checkpoint_used else None
             history = res.history
             extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}
+            if cfg.distill.teacher:
+                extra["distill"] = {"teacher": cfg.distill.teacher, "teacher_version": _teacher_version(
+                    cfg.distill.teacher), "unlabeled_rows": unlabeled_rows, "layers": cfg.model.layers or None}
             if not cfg.export.onnx:  # with ONNX, calibration is fitted on the served graph's scores below
                 dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length,
                                             contexts=ctx["dev"])
@@ -189,7 +205,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             name=cfg.output.name, version=_version(cfg), kind=cfg.model.kind,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), labels=list(L.LABELS),
             label_schema_version=L.SCHEMA_VERSION, normaliser_version=NORMALISER_VERSION,
-            base_model=None if cfg.model.kind == "linear" else cfg.model.base,
+            base_model=None if cfg.model.kind == "linear" else _base_description(cfg),
             max_length=cfg.model.max_length if cfg.model.kind == "transformer" else None,
             window_stride=cfg.model.window_stride if cfg.model.kind == "transformer" else None,
             window_aggregation=cfg.model.window_aggregation,
@@ -251,6 +267,23 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
         raise
     log(f"wrote {out} in {time.time() - started:.0f}s: test macro-F1 {metrics['test']['macro_f1']:.3f}")
     return out
+
+
+def _base_description(cfg: TrainConfig) -> str:
+    """``model.base``, and for a student what it was made of: "e5-small (6 layers, distilled from models/default,
+    starting from its layers)"."""
+    parts = [f"{cfg.model.layers} layers"] if cfg.model.layers else []
+    if cfg.distill.teacher:
+        parts.append(f"distilled from {cfg.distill.teacher}"
+                     + (", starting from its layers" if cfg.distill.init == "teacher" else ""))
+    return f"{cfg.model.base} ({', '.join(parts)})" if parts else cfg.model.base
+
+
+def _teacher_version(folder: str) -> str | None:
+    try:
+        return json.loads((Path(folder) / "model_meta.json").read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError):
+        return None
 
 
 def served_probs(predictor, texts: list[str], temperature: float, contexts: list | None = None) -> np.ndarray:
