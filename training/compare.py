@@ -23,6 +23,8 @@ from training.evaluate import user_view
 
 DEFAULT_SUITES = ("data/labeled/test.jsonl", "data/labeled/test.real.jsonl")
 COUNTER_SLICE = "counter_speech"
+#: A suite whose ``orig_label`` has more values than this gets no ``orig=`` slices (they would be ids, not slices).
+MAX_ORIG_SLICES = 40
 
 
 def default_suites(root: str | Path = ".") -> list[Path]:
@@ -48,14 +50,21 @@ def _macro_f1_batch(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndar
 
 def slice_indices(examples: Sequence[Example]) -> dict[str, np.ndarray]:
     """Slice name -> row indices: ``all``, ``lang=<code>``, ``origin=<real|written>`` (when a suite mixes
-    origins or is all real), ``counter_speech`` (gold counter_narrative rows)."""
+    origins or is all real), ``orig=<value>`` (a public set's own label, e.g. a HateCheck functionality, where the
+    rows carry ``orig_label`` with at most ``MAX_ORIG_SLICES`` values), ``counter_speech`` (gold counter_narrative
+    rows)."""
     groups: dict[str, list[int]] = defaultdict(list)
+    orig: dict[str, list[int]] = defaultdict(list)
     for i, ex in enumerate(examples):
         groups["all"].append(i)
         groups[f"lang={ex.lang}"].append(i)
         groups[f"origin={ex.extra.get('origin') or 'written'}"].append(i)
+        if ex.extra.get("orig_label") is not None:
+            orig[f"orig={ex.extra['orig_label']}"].append(i)
         if ex.label == L.COUNTER_NARRATIVE:
             groups[COUNTER_SLICE].append(i)
+    if len(orig) <= MAX_ORIG_SLICES:
+        groups.update(orig)
     order = lambda name: (name != "all", name == COUNTER_SLICE, name)  # noqa: E731 (all first, counter-speech last)
     return {name: np.asarray(groups[name], dtype=int) for name in sorted(groups, key=order)}
 

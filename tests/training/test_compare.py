@@ -50,3 +50,23 @@ def test_cli_writes_compare_json(linear_model_dir, tmp_path):
     doc = json.loads(out.read_text())
     assert "mini" in " ".join(doc["suites"]) or doc["suites"]
     assert "diff" in res.output
+
+
+def test_public_sets_are_sliced_by_their_own_labels():
+    """HateCheck-like rows (``orig_label`` = functionality) get one slice a value; a suite whose ``orig_label`` is
+    an id per row gets none."""
+    from training.compare import MAX_ORIG_SLICES, slice_indices
+
+    labels = ["extremist", "neutral", "neutral"] * 4
+    rows = [Example(id=str(i), text=f"t{i}", label=lab, lang="en",
+                    extra={"orig_label": ["derog_h", "negate_nh", "counter_quote_nh"][i % 3]})
+            for i, lab in enumerate(labels)]
+    slices = slice_indices(rows)
+    assert slices["orig=negate_nh"].tolist() == [1, 4, 7, 10]
+    assert {"orig=derog_h", "orig=counter_quote_nh"} <= set(slices)
+    result = compare_predictions(rows, np.array([0, 2, 0] * 4), np.array([0, 2, 2] * 4), resamples=50)
+    assert result["orig=counter_quote_nh"]["champion"]["ordinary_flagged"] == 1.0
+    assert result["orig=counter_quote_nh"]["challenger"]["ordinary_flagged"] == 0.0
+    many = [Example(id=str(i), text=f"t{i}", label="neutral", lang="en", extra={"orig_label": f"row-{i}"})
+            for i in range(MAX_ORIG_SLICES + 1)]
+    assert not any(k.startswith("orig=") for k in slice_indices(many))
