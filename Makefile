@@ -10,7 +10,7 @@ DEFAULT_MODEL := models/default/model_meta.json
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup serve test test-slow train bench lint clean eval
+.PHONY: setup serve test test-slow train student bench lint clean eval
 
 setup: $(STAMP) $(E5)
 
@@ -30,6 +30,12 @@ $(DEFAULT_MODEL): | $(STAMP) $(E5)
 
 train: setup
 	$(BIN)/counterpoint train --output models/default
+
+# A 6-layer student distilled from models/default (issue 13; about 20 min): faster and smaller, less accurate.
+student: setup $(DEFAULT_MODEL)
+	$(BIN)/counterpoint train --output models/student --set model.layers=6 --set 'distill.teacher="models/default"' \
+		--set 'distill.unlabeled=["data/unlabeled/background.jsonl"]' --set train.freeze_layers=1 --set train.epochs=3 \
+		--set 'output.name="counterpoint-student"'
 
 serve: setup $(DEFAULT_MODEL)
 	$(BIN)/counterpoint serve --model models/default
