@@ -159,3 +159,12 @@ def test_a_distilled_student_trains_exports_and_serves(transformer_model_dir, tm
     preds = predictor.predict(["a post to score", "and another one"])
     assert len(preds) == 2 and all(p.label in ("extremist", "counter_narrative", "neutral") for p in preds)
     assert MINI_CORPUS.is_file()
+
+
+def test_a_teacher_without_torch_weights_is_refused_with_what_to_give(tmp_path, linear_model_dir):
+    from training.distill import teacher_logits
+    from training.finetune import BaseModelError
+
+    for folder in (tmp_path / "missing", linear_model_dir):
+        with pytest.raises(BaseModelError, match="give the folder `counterpoint train` wrote"):
+            teacher_logits(folder, ["a post"], None, 64, 3)
