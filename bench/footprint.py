@@ -2,7 +2,8 @@
 
 For each folder: its size on disk (and the largest files), then in a fresh process each time, the seconds from
 `create_app` to a ready service answering its first /v1/classify (FastAPI TestClient, the real app, model and
-batcher; median of --repeats starts), and that process's RSS after 200 classified posts. Figures only.
+batcher; median of --repeats starts), and that process's RSS after 200 classified posts: now (VmRSS, what it holds
+while serving) and its peak (ru_maxrss, start-up included). Figures only.
 
     .venv/bin/python bench/footprint.py models/default [/tmp/other_folder ...] [--repeats 3]
 """
@@ -41,7 +42,16 @@ def child(folder: str) -> dict:
             client.post("/v1/classify", json={"texts": posts[s:s + 20]}).raise_for_status()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         backend = client.get("/v1/info").json()["model"]["backend"]
-    return {"ready_s": ready, "peak_rss_mb": rss_mb, "backend": backend}
+        now_mb = _current_rss_mb()
+    return {"ready_s": ready, "peak_rss_mb": rss_mb, "rss_mb": now_mb, "backend": backend}
+
+
+def _current_rss_mb() -> float:
+    """The process's resident memory now (VmRSS): what the service holds while it serves, after start-up's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def size_mb(folder: Path) -> tuple[float, list[tuple[str, float]]]:
@@ -62,8 +72,9 @@ def main() -> None:
     if not args.folders:
         ap.error("give at least one model folder")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    print("| folder | size (MB) | largest files (MB) | backend | ready after start (s, median) | peak RSS (MB) |")
-    print("|---|---:|---|---|---:|---:|")
+    print("| folder | size (MB) | largest files (MB) | backend | ready after start (s, median) | RSS serving (MB) "
+          "| peak RSS (MB) |")
+    print("|---|---:|---|---|---:|---:|---:|")
     for folder in args.folders:
         total, largest = size_mb(Path(folder))
         runs = []
@@ -76,6 +87,7 @@ def main() -> None:
         files = ", ".join(f"{n} {s:.0f}" for n, s in largest)
         print(f"| {folder} | {total:.0f} | {files} | {runs[0]['backend']} | "
               f"{statistics.median(r['ready_s'] for r in runs):.2f} | "
+              f"{statistics.median(r['rss_mb'] for r in runs):.0f} | "
               f"{statistics.median(r['peak_rss_mb'] for r in runs):.0f} |")
     print(f"(load average {os.getloadavg()[0]:.1f})")
 
