@@ -369,10 +369,14 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
             logits = model(input_ids=ids, attention_mask=mask).logits
             gold = y[batch]
             has = gold >= 0
-            loss = loss_fn(logits[has, :n_labels], gold[has]) if bool(has.any()) else logits.sum() * 0.0
-            if soft is not None:  # rows without a label learn only the teacher's scores
-                loss = ((1.0 - dc.weight) * loss if bool(has.any()) else loss) + dc.weight * distill_loss(
-                    logits[:, :n_labels], soft[batch], dc.temperature)
+            if bool(has.any()):
+                loss = loss_fn(logits[has, :n_labels], gold[has])
+                if soft is not None:
+                    loss = (1.0 - dc.weight) * loss
+            else:  # a batch of unlabelled rows only: they learn only the teacher's scores
+                loss = logits.sum() * 0.0
+            if soft is not None:
+                loss = loss + dc.weight * distill_loss(logits[:, :n_labels], soft[batch], dc.temperature)
             if sub_y is not None and bool((sub_y[batch] >= 0).any()):
                 loss = loss + tc.subtype_weight * sub_loss(logits[:, n_labels:], sub_y[batch])
             loss.backward()

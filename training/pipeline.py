@@ -280,9 +280,11 @@ def _base_description(cfg: TrainConfig) -> str:
 
 
 def _teacher_version(folder: str) -> str | None:
+    from serving.artifact import ModelFolderError, read_meta
+
     try:
-        return json.loads((Path(folder) / "model_meta.json").read_text(encoding="utf-8")).get("version")
-    except (OSError, ValueError):
+        return read_meta(Path(folder)).version
+    except (OSError, ValueError, ModelFolderError):
         return None
 
 
