@@ -104,6 +104,9 @@ def evaluate(
                                                                 "neutral posts, an extremist sentence buried in "
                                                                 "neutral text) and compare the window aggregations "
                                                                 "on it: OUT/long_text.json")] = False,
+    long_text_span: Annotated[Optional[list[int]], typer.Option(
+        "--long-text-span", min=8, help="With --long-text: also measure windows of this many tokens over long texts "
+                                        "(repeatable; stride half a window)")] = None,
     context_field: Annotated[Optional[str], typer.Option(
         "--context-field", help="Column holding each row's parent post: the model reads it (a model trained on "
                                 "replies with parents), and the rows with one are also scored without it to show "
@@ -143,7 +146,7 @@ def evaluate(
 
         try:
             slices = build_long_slice(load_many(data, FieldMap(text=text_field, label=label_field, strict=False)))
-            report = compare_aggregations(predictor, slices, profile)
+            report = compare_aggregations(predictor, slices, profile, spans=long_text_span or ())
         except _user_errors() as exc:
             _fail(str(exc))
         (out / "long_text.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -12,6 +12,12 @@ are long; one extremist text inserted at a random place among them), plus the sh
 ``compare_aggregations`` scores every window once and reports, for each aggregation, the flag rate of short and of
 long neutral posts and the catch rate of buried extremist sentences, so the aggregation can be chosen by
 measurement. Goal (issue 10): long neutral flagged no more than 2 points above short neutral, buried caught >= 90%.
+
+It also reports where the trade-off lies: for each aggregation, the lowest extremist threshold at which long neutral
+posts are flagged within the goal's 2 points of short ones (short posts keep the profile's threshold), and the share
+of buried sentences still caught there, beside the share of the same sentences caught when scored alone at that
+threshold (the ceiling any aggregation of those windows could reach). ``spans`` measures narrower windows over long
+texts too (a buried sentence fills more of a narrow window, and a long text has more of them).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from serving import labels as L
-from serving.predictor import AGGREGATIONS, aggregate_windows, decide
+from serving.predictor import AGGREGATIONS, aggregate_windows, decide, softmax
 from serving.profiles import resolve as resolve_profile
 from serving.text import normalize
 
@@ -77,12 +83,39 @@ def build_long_slice(examples: Sequence[Any], *, n: int = 200, min_chars: int = 
         needle = rng.choice(extremist[lang])
         parts.insert(rng.randint(1, max(1, len(parts) - 1)), needle)  # never first: buried, not leading
         out["buried_extremist"].append({"text": " ".join(t for _, t in parts), "lang": lang,
-                                        "parts": [i for i, _ in parts], "needle": needle[0]})
+                                        "parts": [i for i, _ in parts], "needle": needle[0],
+                                        "needle_text": needle[1]})
     return out
 
 
-def _aggregated(predictor, texts: list[str]) -> dict[str, np.ndarray]:
-    """Probabilities of ``texts`` under every aggregation, each window scored once."""
+#: Steps of the extremist threshold searched for the point where the long-text gap closes.
+THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
+
+
+def _span_windows(predictor, norm: list[str], span: int) -> tuple[list[list[int]], list[int]]:
+    """Windows of ``span`` text tokens (stride half a span) over texts longer than the model's own window; a text
+    that fits one model window keeps it, so short posts score exactly as served."""
+    full = predictor.max_length - 2
+    stride = max(1, span // 2)
+    windows, owner = [], []
+    for i, enc in enumerate(predictor.tokenizer.encode_batch(norm, add_special_tokens=False)):
+        ids = enc.ids
+        starts, width = [0], full
+        if len(ids) > full:
+            starts, width = [], span
+            for s in range(0, len(ids) - span + stride, stride):
+                starts.append(s)
+                if s + span >= len(ids):
+                    break
+        for s in starts:
+            windows.append([predictor.cls_id, *ids[s:s + width], predictor.sep_id])
+            owner.append(i)
+    return windows, owner
+
+
+def _aggregated(predictor, texts: list[str], span: int | None = None) -> dict[str, np.ndarray]:
+    """Probabilities of ``texts`` under every aggregation, each window scored once (``span``: narrower windows over
+    long texts than the model's own; None: the windows the model serves)."""
     norm = [normalize(t) for t in texts]
     if not norm:
         return {method: np.zeros((0, len(L.LABELS))) for method in AGGREGATIONS}
@@ -90,17 +123,55 @@ def _aggregated(predictor, texts: list[str]) -> dict[str, np.ndarray]:
     if window_probs is None:  # a model without windows (linear): every aggregation is the same
         probs = predictor.predict_proba(norm, normalized=True)
         return {method: probs for method in AGGREGATIONS}
-    probs, owner = window_probs(norm)
+    if span is None:
+        probs, owner = window_probs(norm)
+    else:
+        windows, owner = _span_windows(predictor, norm, span)
+        raw = predictor.score_windows(windows)
+        probs = softmax(raw[:, :len(L.LABELS)], predictor.meta.temperature)
     return {method: aggregate_windows(probs, owner, len(norm), method) for method in AGGREGATIONS}
 
 
-def compare_aggregations(predictor, slices: dict[str, list[dict[str, Any]]], profile: str | None = None
-                         ) -> dict[str, Any]:
+def _flag_rate(probs: np.ndarray, thresholds: dict[str, float], t_extremist: float | None = None) -> float:
+    if not len(probs):
+        return float("nan")
+    th = dict(thresholds)
+    if t_extremist is not None:
+        th[L.EXTREMIST] = float(t_extremist)
+    return float((decide(probs, th) == L.LABEL2ID[L.EXTREMIST]).mean())
+
+
+def gap_closing_point(long_neutral: np.ndarray, buried: np.ndarray, needles: np.ndarray, short_rate: float,
+                      thresholds: dict[str, float]) -> dict[str, Any]:
+    """The lowest extremist threshold (no lower than the profile's) at which long neutral posts are flagged at most
+    the goal's 2 points above ``short_rate``, with the buried catch rate there and the catch rate of the same
+    sentences scored alone there. ``threshold`` None: no threshold closes the gap."""
+    start = float(thresholds.get(L.EXTREMIST, 0.5))
+    for t in THRESHOLD_GRID:
+        if t < start - 1e-9:
+            continue
+        if (_flag_rate(long_neutral, thresholds, t) - short_rate) * 100 <= MAX_GAP_POINTS + 1e-9:
+            return {"threshold": float(t), "long_neutral_flag_rate": _flag_rate(long_neutral, thresholds, t),
+                    "buried_catch_rate": _flag_rate(buried, thresholds, t),
+                    "needle_alone_catch_rate": _flag_rate(needles, thresholds, t)}
+    return {"threshold": None}
+
+
+def compare_aggregations(predictor, slices: dict[str, list[dict[str, Any]]], profile: str | None = None,
+                         spans: Sequence[int] = ()) -> dict[str, Any]:
     """For each window aggregation: flag rates of short and long neutral posts and the buried-extremist catch rate,
-    under ``profile``'s thresholds (default: the folder's default profile)."""
+    under ``profile``'s thresholds (default: the folder's default profile), and where the long-text gap would close
+    (``gap_closing_point``). ``spans``: also measure windows of these many text tokens over long texts
+    (``report["spans"]["<span>"]``, same fields)."""
     prof = resolve_profile(predictor.meta, profile)
-    e = L.LABEL2ID[L.EXTREMIST]
-    scored = {name: _aggregated(predictor, [row["text"] for row in rows]) for name, rows in slices.items()}
+    full = getattr(predictor, "max_length", 0) - 2
+    for span in spans:
+        if full > 0 and not 8 <= int(span) <= full:
+            raise ValueError(f"a long-text window span of {span} tokens is outside 8..{full} (the model reads at most "
+                             f"{full} text tokens a window); choose a narrower span")
+    needles = [row.get("needle_text") for row in slices.get("buried_extremist", [])]
+    needle_probs = (predictor.predict_proba([normalize(t) for t in needles], normalized=True)
+                    if needles and all(needles) else np.zeros((0, len(L.LABELS))))
     windows = getattr(predictor, "window_costs", None)
     report: dict[str, Any] = {
         "profile": prof.name, "thresholds": prof.thresholds,
@@ -109,18 +180,26 @@ def compare_aggregations(predictor, slices: dict[str, list[dict[str, Any]]], pro
         "mean_windows": {name: (float(np.mean([w for w, _ in windows([r["text"] for r in rows])])) if rows and windows
                                 else 1.0) for name, rows in slices.items()},
         "goal": {"max_gap_points": MAX_GAP_POINTS, "min_buried_catch": MIN_BURIED_CATCH},
-        "aggregations": {}}
+        "needle_alone_catch_rate": _flag_rate(needle_probs, prof.thresholds),
+        "aggregations": _rates(predictor, slices, prof, needle_probs, None)}
+    if spans and getattr(predictor, "window_probs", None) is not None:
+        report["spans"] = {str(span): _rates(predictor, slices, prof, needle_probs, int(span)) for span in spans}
+    return report
+
+
+def _rates(predictor, slices, prof, needle_probs: np.ndarray, span: int | None) -> dict[str, Any]:
+    scored = {name: _aggregated(predictor, [row["text"] for row in rows], span) for name, rows in slices.items()}
+    out = {}
     for method in AGGREGATIONS:
-        rates = {}
-        for name in slices:
-            probs = scored[name][method]
-            rates[name] = float((decide(probs, prof.thresholds) == e).mean()) if len(probs) else float("nan")
+        rates = {name: _flag_rate(scored[name][method], prof.thresholds) for name in slices}
         gap = (rates["long_neutral"] - rates["short_neutral"]) * 100
-        report["aggregations"][method] = {
+        out[method] = {
             "short_neutral_flag_rate": rates["short_neutral"], "long_neutral_flag_rate": rates["long_neutral"],
             "gap_points": gap, "buried_catch_rate": rates["buried_extremist"],
-            "meets_goal": bool(gap <= MAX_GAP_POINTS and rates["buried_extremist"] >= MIN_BURIED_CATCH)}
-    return report
+            "meets_goal": bool(gap <= MAX_GAP_POINTS and rates["buried_extremist"] >= MIN_BURIED_CATCH),
+            "gap_closes": gap_closing_point(scored["long_neutral"][method], scored["buried_extremist"][method],
+                                            needle_probs, rates["short_neutral"], prof.thresholds)}
+    return out
 
 
 def render(report: dict[str, Any]) -> str:
@@ -129,9 +208,20 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"long-text slice (profile {report['profile']}; model aggregation now: {report['current']}): "
              f"{n['short_neutral']} short neutral, {n['long_neutral']} long neutral, {n['buried_extremist']} buried "
              "extremist",
-             "", "| aggregation | short neutral flagged | long neutral flagged | gap (points) | buried caught | goal |",
-             "|---|---|---|---|---|---|"]
-    for method, r in report["aggregations"].items():
-        lines.append(f"| {method} | {r['short_neutral_flag_rate']:.3f} | {r['long_neutral_flag_rate']:.3f} | "
-                     f"{r['gap_points']:+.1f} | {r['buried_catch_rate']:.3f} | {'met' if r['meets_goal'] else '-'} |")
+             "", "| windows | aggregation | short neutral flagged | long neutral flagged | gap (points) | buried caught | "
+             "goal | gap closes at t_e | buried caught there | alone caught there |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for where, table in [("served", report["aggregations"])] + [(f"{k} tokens", v) for k, v in
+                                                               report.get("spans", {}).items()]:
+        for method, r in table.items():
+            c = r.get("gap_closes", {})
+            closes = ("never" if c.get("threshold") is None else
+                      f"{c['threshold']:.2f} | {c['buried_catch_rate']:.3f} | {c['needle_alone_catch_rate']:.3f}")
+            if c.get("threshold") is None:
+                closes += " | - | -"
+            lines.append(f"| {where} | {method} | {r['short_neutral_flag_rate']:.3f} | "
+                         f"{r['long_neutral_flag_rate']:.3f} | {r['gap_points']:+.1f} | {r['buried_catch_rate']:.3f} | "
+                         f"{'met' if r['meets_goal'] else '-'} | {closes} |")
+    lines += ["", f"buried sentences scored alone, caught at the profile's threshold: "
+                  f"{report.get('needle_alone_catch_rate', float('nan')):.3f}"]
     return "\n".join(lines)

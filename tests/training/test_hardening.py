@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -95,9 +96,56 @@ def test_aggregation_report_and_cli(transformer_model_dir, mini_corpus, tmp_path
     assert "| topk_mean |" in render(report)
 
     result = CliRunner().invoke(app, ["evaluate", "--model", str(transformer_model_dir), "--data", str(mini_corpus),
-                                      "--out", str(tmp_path / "eval"), "--no-plots", "--long-text"])
+                                      "--out", str(tmp_path / "eval"), "--no-plots", "--long-text",
+                                      "--long-text-span", "16"])
     assert result.exit_code == 0, result.output
-    assert set(json.loads((tmp_path / "eval" / "long_text.json").read_text())["aggregations"]) == set(AGGREGATIONS)
+    written = json.loads((tmp_path / "eval" / "long_text.json").read_text())
+    assert set(written["aggregations"]) == set(AGGREGATIONS) and set(written["spans"]["16"]) == set(AGGREGATIONS)
+    assert "| 16 tokens | max |" in result.output
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(transformer_model_dir), "--data", str(mini_corpus),
+                                      "--out", str(tmp_path / "eval2"), "--no-plots", "--long-text",
+                                      "--long-text-span", "4000"])
+    assert result.exit_code == 2 and "choose a narrower span" in result.output and "Traceback" not in result.output
+
+
+def test_gap_closing_point_is_the_lowest_threshold_that_closes_the_gap():
+    from training.long_text import gap_closing_point
+
+    e = L.LABEL2ID[L.EXTREMIST]
+
+    def rows(p_e):
+        out = np.zeros((len(p_e), len(L.LABELS)))
+        out[:, e] = p_e
+        out[:, L.LABEL2ID[L.NEUTRAL]] = 1 - np.asarray(p_e)
+        return out
+
+    thresholds = {L.EXTREMIST: 0.3, L.COUNTER_NARRATIVE: 0.99}
+    long_neutral = rows([0.1] * 90 + [0.5] * 5 + [0.7] * 5)  # 10% flagged at 0.3, 5% from 0.51, 0% from 0.71
+    buried = rows([0.6] * 50 + [0.9] * 50)
+    needles = rows([0.95] * 100)
+    got = gap_closing_point(long_neutral, buried, needles, short_rate=0.03, thresholds=thresholds)
+    assert got["threshold"] == pytest.approx(0.51) and got["long_neutral_flag_rate"] == pytest.approx(0.05)
+    assert got["buried_catch_rate"] == pytest.approx(1.0) and got["needle_alone_catch_rate"] == pytest.approx(1.0)
+    got = gap_closing_point(long_neutral, buried, needles, short_rate=0.0, thresholds=thresholds)
+    assert got["threshold"] == pytest.approx(0.71) and got["buried_catch_rate"] == pytest.approx(0.5)
+    # already within 2 points at the profile's own threshold: the profile's threshold is the answer
+    assert gap_closing_point(long_neutral, buried, needles, 0.09, thresholds)["threshold"] == pytest.approx(0.3)
+    assert gap_closing_point(rows([0.999] * 10), buried, needles, 0.0, thresholds) == {"threshold": None}
+
+
+def test_narrow_long_text_windows_cover_the_text_and_leave_short_posts_alone(transformer_model_dir):
+    from serving.predictor import load_predictor
+    from training.long_text import _span_windows
+
+    p = load_predictor(transformer_model_dir, "onnx")
+    short, long_text = "a short post about the weather", " ".join(["word number"] * 400)
+    served, _ = p.windows([short])
+    windows, owner = _span_windows(p, [short, long_text], 16)
+    assert windows[0] == served[0] and owner.count(0) == 1
+    ids = p.tokenizer.encode(long_text, add_special_tokens=False).ids
+    mine = [w[1:-1] for w, o in zip(windows, owner) if o == 1]
+    assert all(len(w) <= 16 for w in mine) and len(mine) > len(ids) // 16
+    assert mine[0] == ids[:16] and mine[-1] == ids[-len(mine[-1]):]  # first and last tokens are read
 
 
 @pytest.mark.slow
