@@ -151,6 +151,11 @@ class ExportSection(_Section):
     #: Try the per-node recipes (``sensitive_<k>``, training/export.py) before the named ones. Off: measured on two
     #: e5-small defaults, none reached the 0.995 agreement bar, and each try adds a dev scoring to the export.
     int8_per_node: bool = False
+    #: Precision of ``model.safetensors`` (the torch weights, for retraining, distillation and the torch backend).
+    #: ``fp16``: the fine-tuned weights are rounded to fp16 once, before export, so every file holds the same numbers
+    #: (the ONNX graphs in fp32, the safetensors in fp16 at half the size; config.json keeps ``float32``, so
+    #: loaders read them back as fp32, exactly). ``fp32``: unrounded weights, twice the size.
+    torch_weights: Literal["fp16", "fp32"] = "fp16"
 
     @field_validator("int8_first_recipe")
     @classmethod

@@ -177,6 +177,25 @@ def encode_inputs(tokenizer, texts: list[str], max_length: int, contexts: list[s
     return [encode_first_window(t, c, max_length, cls_id, sep_id) for t, c in zip(ids, ctx)]
 
 
+def round_to_fp16(model) -> None:
+    """Round every floating-point parameter and buffer of ``model`` to the nearest fp16 value, in place (they stay
+    fp32 tensors): what ``fp16_state_dict`` then stores loses nothing more, and a graph exported from either is the
+    same."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+
+
+def fp16_state_dict(model) -> dict:
+    """``model``'s state dict with floating-point tensors in fp16, for ``save_pretrained(state_dict=...)``: the
+    safetensors file is half the size while config.json keeps the model's fp32 dtype, so ``from_pretrained`` reads
+    the weights back as fp32."""
+    return {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+
+
 def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
                    contexts: list[str | None] | None = None) -> np.ndarray:
     """Label logits for normalised texts (first window, with parents where given), length-sorted batches, no

@@ -151,7 +151,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             save_pipeline(pipe, tmp / "model.skops")
         else:
             from training.checkpoint import checkpoint_dir
-            from training.finetune import finetune, predict_logits, resolve_base
+            from training.finetune import finetune, fp16_state_dict, predict_logits, resolve_base, round_to_fp16
 
             base = resolve_base(cfg.model.base)
             texts, labels, parents, subs = norm["train"], train_y, train_ctx, train_sub
@@ -189,10 +189,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             if cfg.distill.teacher:
                 extra["distill"] = {"teacher": cfg.distill.teacher, "teacher_version": _teacher_version(
                     cfg.distill.teacher), "unlabeled_rows": unlabeled_rows, "layers": cfg.model.layers or None}
+            half = cfg.export.torch_weights == "fp16"
+            if half:  # before anything scores or exports the model: every file then holds the same numbers
+                round_to_fp16(res.model)
             if not cfg.export.onnx:  # with ONNX, calibration is fitted on the served graph's scores below
                 dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length,
                                             contexts=ctx["dev"])
-            res.model.save_pretrained(tmp)
+            res.model.save_pretrained(tmp, **({"state_dict": fp16_state_dict(res.model)} if half else {}))
             res.tokenizer.save_pretrained(tmp)
             _drop_tokenizer_padding(tmp / "tokenizer.json")
         if cfg.model.kind == "linear" or not cfg.export.onnx:

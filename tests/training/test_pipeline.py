@@ -53,6 +53,43 @@ def test_backends_agree(transformer_model_dir):
     assert int8.backend == "onnx-int8" and load_predictor(transformer_model_dir).backend == "onnx-int8"
 
 
+def test_torch_weights_are_stored_once_in_fp16_and_read_back_as_fp32(transformer_model_dir, tmp_path):
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForSequenceClassification
+
+    from training.config import load_config
+
+    assert load_config(None).export.torch_weights == "fp16"
+    with safe_open(str(transformer_model_dir / "model.safetensors"), framework="pt") as f:
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    assert json.loads((transformer_model_dir / "config.json").read_text())["dtype"] == "float32"
+    model = AutoModelForSequenceClassification.from_pretrained(transformer_model_dir)
+    assert model.dtype == torch.float32
+    for name, value in model.state_dict().items():  # exactly the stored numbers, widened
+        if name in stored and value.is_floating_point():
+            assert torch.equal(value, stored[name].float()), name
+
+
+def test_rounding_to_fp16_changes_nothing_a_second_time():
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from training.finetune import fp16_state_dict, round_to_fp16
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    round_to_fp16(model)
+    after = model.state_dict()
+    changed = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert changed and all(torch.allclose(before[k], after[k], rtol=1e-3, atol=1e-4) for k in changed)
+    assert all(torch.equal(v.float(), after[k]) for k, v in fp16_state_dict(model).items() if v.is_floating_point())
+    assert all(v.dtype == after[k].dtype for k, v in before.items())  # still fp32 (and integer buffers integer)
+
+
 def test_batch_and_single_predictions_agree(transformer_model_dir, linear_model_dir):
     for folder, backend, tol in ((transformer_model_dir, "onnx", 1e-5), (transformer_model_dir, "onnx-int8", 0.02),
                                  (linear_model_dir, "linear", 1e-9)):
