@@ -196,6 +196,22 @@ def fp16_state_dict(model) -> dict:
     return {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
 
 
+def stored_in_fp16(folder: str | Path) -> bool:
+    """Whether ``folder``'s ``model.safetensors`` holds its floating-point weights in fp16 (``export.torch_weights``),
+    so a tool that rewrites the weights (vocabulary pruning) can keep their precision and size."""
+    from safetensors import safe_open
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        return False
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            tensor = f.get_slice(key)
+            if tensor.get_dtype() in ("F16", "F32", "BF16", "F64"):
+                return tensor.get_dtype() == "F16"
+    return False
+
+
 def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
                    contexts: list[str | None] | None = None) -> np.ndarray:
     """Label logits for normalised texts (first window, with parents where given), length-sorted batches, no

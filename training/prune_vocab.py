@@ -167,7 +167,10 @@ def prune_model_files(src: Path, dst: Path, pruned: PrunedVocab, *, base: bool =
         new_emb.weight.copy_(emb.weight.index_select(0, index))
     model.set_input_embeddings(new_emb)
     model.config.vocab_size = len(pruned.old_ids)
-    model.save_pretrained(dst)
+    from training.finetune import fp16_state_dict, stored_in_fp16
+
+    # A model folder whose weights are stored in fp16 (export.torch_weights) keeps them so: same numbers, same size.
+    model.save_pretrained(dst, **({"state_dict": fp16_state_dict(model)} if stored_in_fp16(src) else {}))
 
 
 def pruned_base(base: str | Path, keep_file: str | Path) -> Path:
