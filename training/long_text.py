@@ -215,10 +215,8 @@ def render(report: dict[str, Any]) -> str:
                                                                report.get("spans", {}).items()]:
         for method, r in table.items():
             c = r.get("gap_closes", {})
-            closes = ("never" if c.get("threshold") is None else
+            closes = ("never | - | -" if c.get("threshold") is None else
                       f"{c['threshold']:.2f} | {c['buried_catch_rate']:.3f} | {c['needle_alone_catch_rate']:.3f}")
-            if c.get("threshold") is None:
-                closes += " | - | -"
             lines.append(f"| {where} | {method} | {r['short_neutral_flag_rate']:.3f} | "
                          f"{r['long_neutral_flag_rate']:.3f} | {r['gap_points']:+.1f} | {r['buried_catch_rate']:.3f} | "
                          f"{'met' if r['meets_goal'] else '-'} | {closes} |")
