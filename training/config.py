@@ -114,6 +114,12 @@ class TrainSection(_Section):
     #: Share of those rows that are long *neutral* windows (the rest: half buried extremist, half buried counter).
     #: A third each by default; a mix that is mostly buried flags is itself a cue that a long window is suspect.
     long_mix_neutral_share: float = Field(1 / 3, ge=0, le=1)
+    #: Weight of the family contrast (transformers; 0 = off): the rows of a family (``family``: one topic written
+    #: as extremist, counter-speech and neutral; a real hateful post and its replies) share a batch, and each row
+    #: must score its own label higher, by ``family_margin`` in log-probability, than a member with another label
+    #: does. The members share topic and words, so this teaches stance rather than topic (issue 9).
+    family_contrast: float = Field(0.0, ge=0)
+    family_margin: float = Field(1.0, gt=0)
 
 
 class LinearSection(_Section):

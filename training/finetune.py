@@ -147,6 +147,73 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     return batches
 
 
+def _family_batches(lengths: list[int], families: list[str], batch_size: int, rng: random.Random
+                    ) -> list[list[int]]:
+    """Like ``_batches``, but the rows of a family ("" = none) share a batch, so the family contrast compares them.
+
+    Units (a family, in pieces of at most ``batch_size`` rows, or one row without a family) are shuffled, sorted by
+    length within buckets of about 50 batches and packed whole into batches; then the batches are shuffled."""
+    groups: dict[str, list[int]] = {}
+    units: list[list[int]] = []
+    for i, fam in enumerate(families):
+        if fam:
+            groups.setdefault(fam, []).append(i)
+        else:
+            units.append([i])
+    for members in groups.values():
+        units += [members[k:k + batch_size] for k in range(0, len(members), batch_size)]
+    units.sort(key=lambda u: u[0])  # a fixed order before the seeded shuffle: the same seed, the same batches
+    rng.shuffle(units)
+    bucket = batch_size * 50
+    batches, chunk, rows = [], [], 0
+    for unit in units + [None]:
+        if unit is not None:
+            chunk.append(unit)
+            rows += len(unit)
+        if rows >= bucket or (unit is None and chunk):
+            chunk.sort(key=lambda u: max(lengths[i] for i in u))
+            current: list[int] = []
+            for u in chunk:
+                if len(current) + len(u) > batch_size:
+                    batches.append(current)
+                    current = []
+                current = current + u
+            if current:
+                batches.append(current)
+            chunk, rows = [], 0
+    rng.shuffle(batches)
+    return batches
+
+
+def family_pairs(families: list[str], gold: list[int]) -> tuple[list[int], list[int]]:
+    """Ordered pairs (a, b) of rows of one batch from the same family with different labels (both labelled)."""
+    a, b = [], []
+    for i, (fi, yi) in enumerate(zip(families, gold)):
+        if not fi or yi < 0:
+            continue
+        for j, (fj, yj) in enumerate(zip(families, gold)):
+            if j != i and fj == fi and yj >= 0 and yj != yi:
+                a.append(i)
+                b.append(j)
+    return a, b
+
+
+def family_contrast_loss(logits, gold, pairs: tuple[list[int], list[int]], margin: float):
+    """Mean over ordered pairs (a, b) of max(0, margin - (log p_a(y_a) - log p_b(y_a))): a row must be more its own
+    label than a member of its family with another label is. The two share topic and words, so the difference
+    has to come from stance. 0 when there are no pairs."""
+    import torch
+
+    a, b = pairs
+    if not a:
+        return logits.sum() * 0.0
+    logp = torch.log_softmax(logits, dim=-1)
+    ia, ib = torch.tensor(a), torch.tensor(b)
+    ya = gold[ia]
+    gap = logp[ia, ya] - logp[ib, ya]
+    return torch.clamp(margin - gap, min=0.0).mean()
+
+
 def _collate(encoded: list[list[int]], batch: list[int], pad_id: int):
     import torch
 
@@ -233,7 +300,8 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
 def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[str], dev_y: list[int],
              *, progress: bool = True, train_contexts: list[str | None] | None = None,
              dev_contexts: list[str | None] | None = None, train_subtypes: list[int] | None = None,
-             checkpoint: str | Path | None = None, resume: bool = False, log=None) -> FinetuneResult:
+             checkpoint: str | Path | None = None, resume: bool = False, log=None,
+             train_families: list[str] | None = None) -> FinetuneResult:
     """Fine-tune ``cfg.model.base`` on normalised texts; returns the best-on-dev model and its tokenizer.
 
     ``train_contexts`` / ``dev_contexts``: a normalised parent post per text (None where none).
@@ -242,7 +310,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     ``checkpoint``: the checkpoint folder (``training.checkpoint``; None = no checkpoints). Every
     ``train.checkpoint_every`` optimiser steps the whole training state is written there; with ``resume`` a run
     continues from it and ends exactly as an uninterrupted run would. The caller removes the folder once the model
-    is safely written (``FinetuneResult.checkpoint_used``)."""
+    is safely written (``FinetuneResult.checkpoint_used``).
+    ``train_families``: a family id per row ("" = none); with ``train.family_contrast`` > 0 a family's rows share
+    a batch and members with different labels are contrasted (``family_contrast_loss``)."""
     import torch
     from sklearn.metrics import f1_score
     from tqdm.auto import tqdm
@@ -258,13 +328,17 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     if tc.threads:
         torch.set_num_threads(tc.threads)
     set_seed(tc.seed)
+    contrast = tc.family_contrast > 0 and train_families is not None and any(train_families)
+    if contrast and len(train_families) != len(train_texts):
+        raise ValueError(f"train_families has {len(train_families)} entries for {len(train_texts)} training rows")
     folder = Path(checkpoint) if checkpoint is not None else None
     every = tc.checkpoint_every if folder is not None else 0
     fp, meta = None, None
     if folder is not None:
         fp = ckpt.run_fingerprint(cfg, {"train_texts": train_texts, "train_y": list(train_y),
                                         "train_contexts": train_contexts, "train_subtypes": train_subtypes,
-                                        "dev_texts": dev_texts, "dev_y": list(dev_y), "dev_contexts": dev_contexts})
+                                        "dev_texts": dev_texts, "dev_y": list(dev_y), "dev_contexts": dev_contexts,
+                                        **({"train_families": train_families} if contrast else {})})
         if resume:
             meta = ckpt.read_meta(folder)
             if meta is None:
@@ -326,6 +400,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
 
     steps_per_epoch = math.ceil(len(train_texts) / tc.batch_size)
+    if contrast:  # whole families in a batch leave some batches short: count them (each epoch within a few)
+        steps_per_epoch = len(_family_batches(lengths, train_families, tc.batch_size, random.Random(tc.seed)))
     total_steps = steps_per_epoch * tc.epochs
     if tc.max_steps:
         total_steps = min(total_steps, tc.max_steps)
@@ -395,7 +471,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         epoch_rng = rng.getstate()  # the epoch's batch order is drawn again from this state on resume
         if epoch != start_epoch:
             running, seen, skip = 0.0, 0, 0
-        for i, batch in enumerate(_batches(lengths, tc.batch_size, rng)):
+        order = (_family_batches(lengths, train_families, tc.batch_size, rng) if contrast else
+                 _batches(lengths, tc.batch_size, rng))
+        for i, batch in enumerate(order):
             if i < skip:  # done before the checkpoint this run resumed from
                 continue
             if tc.max_steps and step >= tc.max_steps:
@@ -412,6 +490,11 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                 loss = logits.sum() * 0.0
             if soft is not None:
                 loss = loss + dc.weight * distill_loss(logits[:, :n_labels], soft[batch], dc.temperature)
+            if contrast:
+                pairs = family_pairs([train_families[k] for k in batch], gold.tolist())
+                if pairs[0]:
+                    loss = loss + tc.family_contrast * family_contrast_loss(logits[:, :n_labels], gold, pairs,
+                                                                            tc.family_margin)
             if sub_y is not None and bool((sub_y[batch] >= 0).any()):
                 loss = loss + tc.subtype_weight * sub_loss(logits[:, n_labels:], sub_y[batch])
             loss.backward()

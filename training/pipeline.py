@@ -155,6 +155,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
 
             base = resolve_base(cfg.model.base)
             texts, labels, parents, subs = norm["train"], train_y, train_ctx, train_sub
+            families = [str(ex.family) if ex.family else "" for ex in splits["train"]]
             unlabeled_rows = 0
             if cfg.train.long_mix > 0:  # window-like rows (training/long_mix.py)
                 from training.long_mix import long_mixes
@@ -166,6 +167,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
                 texts, labels = [*texts, *mixed.texts], [*labels, *mixed.labels]
                 parents = None if parents is None else [*parents, *([None] * len(mixed.texts))]
                 subs = None if subs is None else [*subs, *mixed.subtypes]
+                families = [*families, *([""] * len(mixed.texts))]
                 log(f"long-text mixes: {len(mixed.texts)} window-like training rows ("
                     + ", ".join(f"{k} {v}" for k, v in mixed.kinds.items()) + ")")
             if cfg.distill.unlabeled:  # unlabelled posts: the student learns the teacher's scores on them
@@ -179,10 +181,11 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
                 texts, labels = [*texts, *extra_texts], [*labels, *([-100] * len(extra_texts))]
                 parents = None if parents is None else [*parents, *([None] * len(extra_texts))]
                 subs = None if subs is None else [*subs, *([-100] * len(extra_texts))]
+                families = [*families, *([""] * len(extra_texts))]
                 unlabeled_rows = kept["kept"]
             res = finetune(cfg, texts, labels, norm["dev"], ys["dev"].tolist(), progress=progress,
                            train_contexts=parents, dev_contexts=ctx["dev"], train_subtypes=subs,
-                           checkpoint=checkpoint_dir(out), resume=resume, log=log)
+                           checkpoint=checkpoint_dir(out), resume=resume, log=log, train_families=families)
             used_checkpoint = checkpoint_dir(out) if res.checkpoint_used else None
             history = res.history
             extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}

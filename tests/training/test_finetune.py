@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from training.finetune import BaseModelError, _batches, freeze, resolve_base
+from training.finetune import (BaseModelError, _batches, _family_batches, family_contrast_loss, family_pairs, freeze,
+                               resolve_base)
 
 
 def test_resolve_base_aliases_folders_and_errors(tmp_path):
@@ -39,3 +40,81 @@ def test_batches_are_length_sorted_within_buckets_and_cover_every_row():
     assert flat == list(range(500))
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 10  # similar lengths share a batch: little padding
+
+
+def test_family_batches_keep_families_together_and_cover_every_row():
+    import random
+
+    rng = random.Random(1)
+    families, lengths = [], []
+    for f in range(120):  # families of 1-5 rows, one of 40 (more than a batch), and rows without a family
+        size = 40 if f == 7 else rng.randint(1, 5)
+        families += [f"f{f}"] * size
+    families += [""] * 60
+    lengths = [rng.randint(3, 128) for _ in families]
+    batches = _family_batches(lengths, families, 16, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(len(families)))
+    assert all(1 <= len(b) <= 16 for b in batches)
+    where = {}
+    for k, b in enumerate(batches):
+        for i in b:
+            where.setdefault(families[i], set()).add(k) if families[i] else None
+    assert all(len(v) == 1 for f, v in where.items() if f != "f7")  # a family of <= 16 rows is never divided
+    assert len(where["f7"]) == 3  # 40 rows: pieces of 16, 16 and 8
+    assert batches == _family_batches(lengths, families, 16, random.Random(0))  # same seed, same batches
+    assert batches != _family_batches(lengths, families, 16, random.Random(1))
+
+
+def test_family_contrast_pairs_and_loss():
+    import torch
+
+    fams = ["a", "a", "a", "b", "", "b"]
+    gold = [0, 1, 2, 0, 1, 0]  # b's two rows share a label: no pair; the row without a family pairs with none
+    a, b = family_pairs(fams, gold)
+    assert sorted(zip(a, b)) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    assert family_pairs(["a", "a"], [0, -100]) == ([], [])  # an unlabelled row is not contrasted
+    y = torch.tensor(gold)
+    separated = torch.zeros(6, 3)
+    separated[[0, 1, 2], [0, 1, 2]] = 8.0  # each member sure of its own label
+    assert family_contrast_loss(separated, y, (a, b), 1.0).item() == 0.0
+    confused = torch.zeros(6, 3, requires_grad=True)  # all members alike: the topic, not the stance, decides
+    loss = family_contrast_loss(confused, y, (a, b), 1.0)
+    assert abs(loss.item() - 1.0) < 1e-6
+    loss.backward()
+    step = confused.detach() - 1.0 * confused.grad  # one step against the gradient separates the members
+    assert family_contrast_loss(step, y, (a, b), 1.0).item() < 1.0
+    assert step[0, 0] > step[1, 0] and step[1, 1] > step[0, 1]
+    assert family_contrast_loss(confused, y, ([], []), 1.0).item() == 0.0
+
+
+def test_family_contrast_trains_and_the_pipeline_passes_families(tmp_path, monkeypatch):
+    import torch
+
+    from tests.helpers import MINI_CORPUS, read_jsonl, tiny_config
+    from training import finetune as ft
+    from serving import labels as L
+    from training.pipeline import train
+
+    rows = read_jsonl(MINI_CORPUS)[:24]
+    texts, ys, fams = [r["text"] for r in rows], [L.LABEL2ID[r["label"]] for r in rows], [r["family"] for r in rows]
+    weights = {}
+    for weight in (0.0, 1.0):
+        cfg = tiny_config(tmp_path / "m", 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=3",
+                          "train.epochs=1", "train.batch_size=8", f"train.family_contrast={weight}")
+        res = ft.finetune(cfg, texts, ys, [], [], progress=False, train_families=fams)
+        weights[weight] = res.model.classifier.weight.detach().clone()
+    assert not torch.equal(weights[0.0], weights[1.0])  # the contrast changed batches and gradients
+    with pytest.raises(ValueError, match="train_families has 3 entries"):
+        ft.finetune(cfg, texts, ys, [], [], progress=False, train_families=fams[:3])
+
+    seen = {}
+
+    def spy(cfg, texts, labels, *args, train_families=None, **kw):
+        seen["families"] = train_families
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(ft, "finetune", spy)
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        train(tiny_config(tmp_path / "p", 'model.base="minilm"', "train.family_contrast=1.0"), progress=False,
+              log=lambda m: None)
+    assert len(seen["families"]) > 0 and all(f.startswith(("en-", "ru-", "ur-")) for f in seen["families"])
