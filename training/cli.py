@@ -107,6 +107,9 @@ def evaluate(
     long_text_span: Annotated[Optional[list[int]], typer.Option(
         "--long-text-span", min=8, help="With --long-text: also measure windows of this many tokens over long texts "
                                         "(repeatable; stride half a window)")] = None,
+    long_text_n: Annotated[int, typer.Option(
+        "--long-text-n", min=1, help="With --long-text: long texts of each kind to build (fewer when the rows do not "
+                                     "allow them)")] = 200,
     context_field: Annotated[Optional[str], typer.Option(
         "--context-field", help="Column holding each row's parent post: the model reads it (a model trained on "
                                 "replies with parents), and the rows with one are also scored without it to show "
@@ -122,6 +125,10 @@ def evaluate(
 
         predictor = load_predictor(model, backend)
         profile = resolve(predictor.meta, profile).name
+        if long_text and long_text_span:  # a span the model cannot read is refused before any scoring
+            from training.long_text import check_spans
+
+            check_spans(predictor, long_text_span)
         result = evaluate_files(predictor, data, out, FieldMap(text=text_field, label=label_field, strict=False),
                                 plots=not no_plots, profile=profile, context_field=context_field)
     except _user_errors() as exc:
@@ -145,7 +152,8 @@ def evaluate(
         from training.long_text import build_long_slice, compare_aggregations, render
 
         try:
-            slices = build_long_slice(load_many(data, FieldMap(text=text_field, label=label_field, strict=False)))
+            slices = build_long_slice(load_many(data, FieldMap(text=text_field, label=label_field, strict=False)),
+                                      n=long_text_n)
             report = compare_aggregations(predictor, slices, profile, spans=long_text_span or ())
         except _user_errors() as exc:
             _fail(str(exc))

@@ -157,6 +157,15 @@ def gap_closing_point(long_neutral: np.ndarray, buried: np.ndarray, needles: np.
     return {"threshold": None}
 
 
+def check_spans(predictor, spans: Sequence[int]) -> None:
+    """Refuse a window span the model cannot read (``ValueError`` saying what to choose), before any scoring."""
+    full = getattr(predictor, "max_length", 0) - 2
+    for span in spans:
+        if full > 0 and not 8 <= int(span) <= full:
+            raise ValueError(f"a long-text window span of {span} tokens is outside 8..{full} (the model reads at most "
+                             f"{full} text tokens a window); choose a narrower span")
+
+
 def compare_aggregations(predictor, slices: dict[str, list[dict[str, Any]]], profile: str | None = None,
                          spans: Sequence[int] = ()) -> dict[str, Any]:
     """For each window aggregation: flag rates of short and long neutral posts and the buried-extremist catch rate,
@@ -164,11 +173,7 @@ def compare_aggregations(predictor, slices: dict[str, list[dict[str, Any]]], pro
     (``gap_closing_point``). ``spans``: also measure windows of these many text tokens over long texts
     (``report["spans"]["<span>"]``, same fields)."""
     prof = resolve_profile(predictor.meta, profile)
-    full = getattr(predictor, "max_length", 0) - 2
-    for span in spans:
-        if full > 0 and not 8 <= int(span) <= full:
-            raise ValueError(f"a long-text window span of {span} tokens is outside 8..{full} (the model reads at most "
-                             f"{full} text tokens a window); choose a narrower span")
+    check_spans(predictor, spans)
     needles = [row.get("needle_text") for row in slices.get("buried_extremist", [])]
     needle_probs = (predictor.predict_proba([normalize(t) for t in needles], normalized=True)
                     if needles and all(needles) else np.zeros((0, len(L.LABELS))))

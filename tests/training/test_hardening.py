@@ -97,15 +97,17 @@ def test_aggregation_report_and_cli(transformer_model_dir, mini_corpus, tmp_path
 
     result = CliRunner().invoke(app, ["evaluate", "--model", str(transformer_model_dir), "--data", str(mini_corpus),
                                       "--out", str(tmp_path / "eval"), "--no-plots", "--long-text",
-                                      "--long-text-span", "16"])
+                                      "--long-text-span", "16", "--long-text-n", "8"])
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "eval" / "long_text.json").read_text())
+    assert 0 < written["n"]["long_neutral"] <= 8 and 0 < written["n"]["buried_extremist"] <= 8  # --long-text-n
     assert set(written["aggregations"]) == set(AGGREGATIONS) and set(written["spans"]["16"]) == set(AGGREGATIONS)
     assert "| 16 tokens | max |" in result.output
     result = CliRunner().invoke(app, ["evaluate", "--model", str(transformer_model_dir), "--data", str(mini_corpus),
                                       "--out", str(tmp_path / "eval2"), "--no-plots", "--long-text",
                                       "--long-text-span", "4000"])
     assert result.exit_code == 2 and "choose a narrower span" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "eval2" / "metrics.json").exists()  # refused before any scoring
 
 
 def test_gap_closing_point_is_the_lowest_threshold_that_closes_the_gap():
