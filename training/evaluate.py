@@ -54,6 +54,18 @@ def user_view(y: np.ndarray, pred: np.ndarray, review: np.ndarray | None = None)
     return out
 
 
+def extremist_average_precision(y: np.ndarray, probs: np.ndarray) -> float | None:
+    """Average precision of the extremist probability against gold extremist rows: how well the model ranks
+    extremist posts above the rest, whatever the threshold (recipes compare fairly when their profiles chose
+    different thresholds). None without extremist rows or without any other row."""
+    from sklearn.metrics import average_precision_score
+
+    gold = np.asarray(y) == L.LABEL2ID[L.EXTREMIST]
+    if len(gold) == 0 or gold.all() or not gold.any():
+        return None
+    return float(average_precision_score(gold, np.asarray(probs)[:, L.LABEL2ID[L.EXTREMIST]]))
+
+
 def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: dict | None,
                     profiles: dict | None = None, profile: str | None = None) -> dict:
     """Metrics of one file. ``profiles`` (name -> ``serving.profiles.Profile``): ``profile`` decides the labels
@@ -75,6 +87,7 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
     review = profiles[profile].review(probs[:, e]) if (profiles and profile and len(y)) else None
     out["profile"] = profile
     out["user"] = user_view(y, pred, review)
+    out["user"]["extremist_average_precision"] = extremist_average_precision(y, probs)
     if profiles and len(y):
         out["per_profile"] = {name: user_view(y, decide(probs, prof.thresholds), prof.review(probs[:, e]))
                               for name, prof in profiles.items()}
@@ -292,6 +305,8 @@ def _user_line(u: dict) -> str:
     return (f"ordinary (neutral) posts flagged {_pct(u['ordinary_flagged'])}, counter-speech flagged "
             f"{_pct(u['counter_flagged'])}, extremist precision {_num(u['extremist_precision'])}, recall "
             f"{_num(u['extremist_recall'])}" + (f", review band {_pct(u['review_rate'])}" if 'review_rate' in u else "")
+            + (f", extremist average precision {_num(u['extremist_average_precision'])}"
+               if u.get("extremist_average_precision") is not None else "")
             + f" ({u['flagged']} of {u['n']} flagged).")
 
 

@@ -142,5 +142,19 @@ def test_evaluate_reports_the_user_view_per_profile(tmp_path, linear_predictor, 
     t = linear_predictor.meta.profiles["balanced"]["thresholds"][L.EXTREMIST]
     flagged_neutral = sum(p[0] >= t for p, r in zip(probs, rows) if r["label"] == L.NEUTRAL)
     assert d["user"]["ordinary_flagged"] == pytest.approx(flagged_neutral / n_neutral)
+    # threshold-free ranking of extremist posts, computed by hand: mean precision at each extremist row's rank
+    scores = [(p[0], r["label"] == L.EXTREMIST) for p, r in zip(probs, rows)]
+    ranked = sorted(scores, key=lambda sc: -sc[0])
+    hits, precisions = 0, []
+    for k, (_, is_e) in enumerate(ranked, 1):
+        if is_e:
+            hits += 1
+            precisions.append(hits / k)
+    assert len({sc for sc, _ in scores}) == len(scores)  # no ties, so the hand computation is exact
+    assert d["user"]["extremist_average_precision"] == pytest.approx(sum(precisions) / len(precisions))
+    from training.evaluate import extremist_average_precision
+
+    assert extremist_average_precision(np.array([L.LABEL2ID[L.NEUTRAL]] * 3), np.full((3, 3), 1 / 3)) is None
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "ordinary (neutral) posts flagged" in report and "| high_precision |" in report
+    assert f"extremist average precision {d['user']['extremist_average_precision']:.3f}" in report
