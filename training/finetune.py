@@ -135,16 +135,9 @@ class FinetuneResult:
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Indices grouped into batches of similar length: shuffle, sort within buckets of 50 batches, shuffle batches."""
-    idx = list(range(len(lengths)))
-    rng.shuffle(idx)
-    bucket = batch_size * 50
-    batches = []
-    for start in range(0, len(idx), bucket):
-        chunk = sorted(idx[start:start + bucket], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
+    """Indices grouped into batches of similar length: shuffle, sort within buckets of 50 batches, shuffle batches.
+    (``_family_batches`` with no families: the same batches, in the same order, for the same ``rng``.)"""
+    return _family_batches(lengths, [""] * len(lengths), batch_size, rng)
 
 
 def _family_batches(lengths: list[int], families: list[str], batch_size: int, rng: random.Random
