@@ -98,6 +98,9 @@ class TrainSection(_Section):
     context_dropout: float = Field(0.3, ge=0, le=1)
     #: Train the sub-type head (transformers): weight of the sub-type loss next to the label loss; 0 = no head.
     subtype_weight: float = Field(0.0, ge=0)
+    #: After fine-tuning, refit the sub-type rows of the output layer on the model's frozen features (per label, a
+    #: logistic regression, ``C`` chosen on dev; kept only when better on dev). Label scores do not change.
+    subtype_refit: bool = False
     #: Learning rate of the freshly initialised output layer, as a multiple of ``learning_rate``.
     head_lr_multiplier: float = Field(1.0, gt=0)
     #: Optimiser steps between checkpoints of a transformer fine-tune (0 = none), written to
@@ -119,6 +122,9 @@ class TrainSection(_Section):
     #: must score its own label higher, by ``family_margin`` in log-probability, than a member with another label
     #: does. The members share topic and words, so this teaches stance rather than topic (issue 9).
     family_contrast: float = Field(0.0, ge=0)
+    #: Weight of the annotated real posts (``origin: "real"``) in the label loss, against 1 for written rows
+    #: (transformers; 1 = no reweighting): the real posts are what the model must get right (issue 9).
+    real_weight: float = Field(1.0, gt=0)
     family_margin: float = Field(1.0, gt=0)
 
 

@@ -290,11 +290,108 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
     return out
 
 
+def head_inputs(model, tokenizer, texts: list[str], max_length: int, contexts: list[str | None] | None = None,
+                batch_size: int = 64) -> np.ndarray:
+    """What the output layer reads for each normalised text (first window, parents where given): the BERT pooler
+    output, or the input of a RoBERTa head's ``out_proj``. Length-sorted batches, no grad."""
+    import torch
+
+    head, seen = _head(model), {}
+    hook = head.register_forward_hook(lambda module, args, out: seen.__setitem__("x", args[0]))
+    encoded = encode_inputs(tokenizer, texts, max_length, contexts)
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    out = np.zeros((len(texts), head.in_features), dtype=np.float32)
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(order), batch_size):
+                batch = order[s:s + batch_size]
+                model(*_collate(encoded, batch, tokenizer.pad_token_id or 0))
+                out[batch] = seen["x"].float().numpy()
+    finally:
+        hook.remove()
+    return out
+
+
+@dataclass
+class SubtypeRefit:
+    """What ``refit_subtype_rows`` chose: the regularisation ``C`` and dev accuracy before and after (sub-type
+    accuracy given the gold label, rows whose kind is a sub-type of their label)."""
+    C: float
+    rows: int
+    dev_rows: int
+    dev_accuracy_before: float
+    dev_accuracy_after: float
+    kept: bool  # True: the refitted rows are in the model; False: the jointly trained rows were better on dev
+
+
+def _subtype_accuracy(logits: np.ndarray, labels: np.ndarray, subs: np.ndarray) -> float:
+    """Sub-type accuracy given the gold label (argmax over that label's sub-types), rows with ``subs >= 0``."""
+    names, right = L.subtype_names(), []
+    for z, y, s in zip(logits, labels, subs):
+        own = [names.index(n) for n in L.SUBTYPES[L.ID2LABEL[int(y)]]]
+        right.append(own[int(np.argmax(z[own]))] == s)
+    return float(np.mean(right)) if right else float("nan")
+
+
+def refit_subtype_rows(model, train_x: np.ndarray, train_y: list[int], train_subs: list[int], dev_x: np.ndarray,
+                       dev_y: list[int], dev_subs: list[int], *, grid: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0),
+                       seed: int = 0) -> SubtypeRefit:
+    """Refit the sub-type rows of the output layer on frozen features (``head_inputs``), leaving the label rows and
+    so every label score exactly as they were (issue 15). Per label, a multinomial logistic regression over that
+    label's sub-types on the training rows of that label; served sub-types are a softmax over the decided label's
+    own sub-types, so these rows serve exactly the regression's probabilities. ``C`` is chosen on dev; the new rows
+    are kept only where they beat the jointly trained ones on dev."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    names, n_labels = L.subtype_names(), len(L.LABELS)
+    head = _head(model)
+    weight, bias = head.weight.detach().float().numpy(), head.bias.detach().float().numpy()
+    ty, ts = np.asarray(train_y), np.asarray(train_subs)
+    dy, ds = np.asarray(dev_y), np.asarray(dev_subs)
+    dm = ds >= 0
+
+    def fitted(C: float) -> tuple[np.ndarray, np.ndarray]:
+        w, b = weight[n_labels:].copy(), bias[n_labels:].copy()
+        for label in L.LABELS:
+            own = [names.index(n) for n in L.SUBTYPES[label]]
+            rows = (ts >= 0) & (ty == L.LABEL2ID[label])
+            classes = np.unique(ts[rows])
+            if len(classes) < 2:  # nothing to separate: keep the jointly trained rows of this label
+                continue
+            clf = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit(train_x[rows], ts[rows])
+            coef = clf.coef_ if len(classes) > 2 else np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
+            icpt = clf.intercept_ if len(classes) > 2 else np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
+            for k in own:  # a sub-type with no training row of its label is never chosen
+                w[k], b[k] = 0.0, -30.0
+            for c, cw, cb in zip(clf.classes_, coef, icpt):
+                w[c], b[c] = cw, cb
+        return w, b
+
+    before = _subtype_accuracy(dev_x[dm] @ weight[n_labels:].T + bias[n_labels:], dy[dm], ds[dm])
+    best = None
+    for C in grid:
+        w, b = fitted(C)
+        acc = _subtype_accuracy(dev_x[dm] @ w.T + b, dy[dm], ds[dm])
+        if best is None or acc > best[0]:
+            best = (acc, C, w, b)
+    acc, C, w, b = best
+    kept = bool(acc > before)
+    if kept:
+        with torch.no_grad():
+            head.weight[n_labels:] = torch.from_numpy(w).to(head.weight.dtype)
+            head.bias[n_labels:] = torch.from_numpy(b).to(head.bias.dtype)
+    return SubtypeRefit(C=C, rows=int((ts >= 0).sum()), dev_rows=int(dm.sum()), dev_accuracy_before=before,
+                        dev_accuracy_after=acc, kept=kept)
+
+
 def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[str], dev_y: list[int],
              *, progress: bool = True, train_contexts: list[str | None] | None = None,
              dev_contexts: list[str | None] | None = None, train_subtypes: list[int] | None = None,
              checkpoint: str | Path | None = None, resume: bool = False, log=None,
-             train_families: list[str] | None = None) -> FinetuneResult:
+             train_families: list[str] | None = None, train_weights: list[float] | None = None
+             ) -> FinetuneResult:
     """Fine-tune ``cfg.model.base`` on normalised texts; returns the best-on-dev model and its tokenizer.
 
     ``train_contexts`` / ``dev_contexts``: a normalised parent post per text (None where none).
@@ -305,7 +402,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     continues from it and ends exactly as an uninterrupted run would. The caller removes the folder once the model
     is safely written (``FinetuneResult.checkpoint_used``).
     ``train_families``: a family id per row ("" = none); with ``train.family_contrast`` > 0 a family's rows share
-    a batch and members with different labels are contrasted (``family_contrast_loss``)."""
+    a batch and members with different labels are contrasted (``family_contrast_loss``).
+    ``train_weights``: a weight per row in the label loss (None = all 1): the class-weighted mean becomes
+    ``sum(w_class * w_row * loss) / sum(w_class * w_row)`` over the batch's labelled rows."""
     import torch
     from sklearn.metrics import f1_score
     from tqdm.auto import tqdm
@@ -324,6 +423,10 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     contrast = tc.family_contrast > 0 and train_families is not None and any(train_families)
     if contrast and len(train_families) != len(train_texts):
         raise ValueError(f"train_families has {len(train_families)} entries for {len(train_texts)} training rows")
+    if train_weights is not None and len(train_weights) != len(train_texts):
+        raise ValueError(f"train_weights has {len(train_weights)} entries for {len(train_texts)} training rows")
+    if train_weights is not None and (min(train_weights) < 0 or not any(train_weights)):
+        raise ValueError("train_weights must be >= 0 and not all 0")
     folder = Path(checkpoint) if checkpoint is not None else None
     every = tc.checkpoint_every if folder is not None else 0
     fp, meta = None, None
@@ -331,7 +434,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         fp = ckpt.run_fingerprint(cfg, {"train_texts": train_texts, "train_y": list(train_y),
                                         "train_contexts": train_contexts, "train_subtypes": train_subtypes,
                                         "dev_texts": dev_texts, "dev_y": list(dev_y), "dev_contexts": dev_contexts,
-                                        **({"train_families": train_families} if contrast else {})})
+                                        **({"train_families": train_families} if contrast else {}),
+                                        **({"train_weights": train_weights} if train_weights is not None else {})})
         if resume:
             meta = ckpt.read_meta(folder)
             if meta is None:
@@ -391,6 +495,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         raise ValueError(f"training data has no rows labelled {', '.join(missing)}; every label needs examples")
     weights = torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float) if tc.class_weighting else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    row_w = torch.tensor(train_weights, dtype=torch.float) if train_weights is not None else None
+    row_loss = torch.nn.CrossEntropyLoss(weight=weights, reduction="none")
 
     steps_per_epoch = math.ceil(len(train_texts) / tc.batch_size)
     if contrast:  # whole families in a batch leave some batches short: count them (each epoch within a few)
@@ -476,7 +582,11 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
             gold = y[batch]
             has = gold >= 0
             if bool(has.any()):
-                loss = loss_fn(logits[has, :n_labels], gold[has])
+                if row_w is None:
+                    loss = loss_fn(logits[has, :n_labels], gold[has])
+                else:  # per-row weights on top of the class weights (train.real_weight)
+                    rw = row_w[batch][has] * (weights[gold[has]] if weights is not None else 1.0)
+                    loss = (row_loss(logits[has, :n_labels], gold[has]) * row_w[batch][has]).sum() / rw.sum()
                 if soft is not None:
                     loss = (1.0 - dc.weight) * loss
             else:  # a batch of unlabelled rows only: they learn only the teacher's scores

@@ -100,6 +100,29 @@ def training_inputs(examples: list[Example], texts: list[str], cfg: TrainConfig,
     return (ctx_out if any(ctx_out) else None), ys, (subs if subtypes else None)
 
 
+def _refit_subtypes(res, cfg: TrainConfig, texts: list[str], labels: list[int], parents: list | None,
+                    subs: list[int], dev_rows: list[Example], dev_texts: list[str], dev_parents: list | None,
+                    log) -> dict:
+    """Refit the sub-type rows of the fine-tuned output layer on its frozen features (``train.subtype_refit``)."""
+    from dataclasses import asdict
+
+    from training.finetune import head_inputs, refit_subtype_rows
+
+    started, names = time.time(), L.subtype_names()
+    rows = [i for i, s in enumerate(subs) if s >= 0 and labels[i] >= 0]
+    dev_subs = [names.index(n) if (n := L.subtype_of(ex.label, ex.kind)) else -100 for ex in dev_rows]
+    length = cfg.model.max_length
+    train_x = head_inputs(res.model, res.tokenizer, [texts[i] for i in rows], length,
+                          None if parents is None else [parents[i] for i in rows])
+    dev_x = head_inputs(res.model, res.tokenizer, dev_texts, length, dev_parents)
+    refit = refit_subtype_rows(res.model, train_x, [labels[i] for i in rows], [subs[i] for i in rows], dev_x,
+                               [L.LABEL2ID[ex.label] for ex in dev_rows], dev_subs, seed=cfg.train.seed)
+    log(f"sub-type rows refitted on frozen features ({refit.rows} training rows, C {refit.C}): dev sub-type accuracy "
+        f"given the label {refit.dev_accuracy_before:.3f} -> {refit.dev_accuracy_after:.3f}"
+        + ("" if refit.kept else "; not better, the jointly trained rows stay") + f" ({time.time() - started:.0f}s)")
+    return {**asdict(refit), "seconds": round(time.time() - started, 1)}
+
+
 def _version(cfg: TrainConfig) -> str:
     if cfg.output.version != "auto":
         return cfg.output.version
@@ -156,6 +179,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             base = resolve_base(cfg.model.base)
             texts, labels, parents, subs = norm["train"], train_y, train_ctx, train_sub
             families = [str(ex.family) if ex.family else "" for ex in splits["train"]]
+            weights = ([cfg.train.real_weight if ex.extra.get("origin") == "real" else 1.0 for ex in splits["train"]]
+                       if cfg.train.real_weight != 1.0 else None)
             unlabeled_rows = 0
             if cfg.train.long_mix > 0:  # window-like rows (training/long_mix.py)
                 from training.long_mix import long_mixes
@@ -168,6 +193,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
                 parents = None if parents is None else [*parents, *([None] * len(mixed.texts))]
                 subs = None if subs is None else [*subs, *mixed.subtypes]
                 families = [*families, *([""] * len(mixed.texts))]
+                weights = None if weights is None else [*weights, *([1.0] * len(mixed.texts))]
                 log(f"long-text mixes: {len(mixed.texts)} window-like training rows ("
                     + ", ".join(f"{k} {v}" for k, v in mixed.kinds.items()) + ")")
             if cfg.distill.unlabeled:  # unlabelled posts: the student learns the teacher's scores on them
@@ -182,10 +208,12 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
                 parents = None if parents is None else [*parents, *([None] * len(extra_texts))]
                 subs = None if subs is None else [*subs, *([-100] * len(extra_texts))]
                 families = [*families, *([""] * len(extra_texts))]
+                weights = None if weights is None else [*weights, *([1.0] * len(extra_texts))]
                 unlabeled_rows = kept["kept"]
             res = finetune(cfg, texts, labels, norm["dev"], ys["dev"].tolist(), progress=progress,
                            train_contexts=parents, dev_contexts=ctx["dev"], train_subtypes=subs,
-                           checkpoint=checkpoint_dir(out), resume=resume, log=log, train_families=families)
+                           checkpoint=checkpoint_dir(out), resume=resume, log=log, train_families=families,
+                           train_weights=weights)
             used_checkpoint = checkpoint_dir(out) if res.checkpoint_used else None
             history = res.history
             extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}
@@ -195,6 +223,11 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             half = cfg.export.torch_weights == "fp16"
             if half:  # before anything scores or exports the model: every file then holds the same numbers
                 round_to_fp16(res.model)
+            if subs is not None and cfg.train.subtype_refit:  # label scores stay exactly as fine-tuned
+                extra["subtype_refit"] = _refit_subtypes(res, cfg, texts, labels, parents, subs, splits["dev"],
+                                                         norm["dev"], ctx["dev"], log)
+                if half:
+                    round_to_fp16(res.model)
             if not cfg.export.onnx:  # with ONNX, calibration is fitted on the served graph's scores below
                 dev_logits = predict_logits(res.model, res.tokenizer, norm["dev"], cfg.model.max_length,
                                             contexts=ctx["dev"])

@@ -118,3 +118,49 @@ def test_family_contrast_trains_and_the_pipeline_passes_families(tmp_path, monke
         train(tiny_config(tmp_path / "p", 'model.base="minilm"', "train.family_contrast=1.0"), progress=False,
               log=lambda m: None)
     assert len(seen["families"]) > 0 and all(f.startswith(("en-", "ru-", "ur-")) for f in seen["families"])
+
+
+def test_row_weights_in_the_label_loss_and_the_pipeline_weighs_real_posts(tmp_path, monkeypatch):
+    """``train_weights`` of 1 train exactly like none (the class-weighted mean is the same sum); other weights
+    change the gradients; the pipeline gives ``train.real_weight`` to rows with ``origin: real`` and 1 to others."""
+    import torch
+
+    from serving import labels as L
+    from tests.helpers import MINI_CORPUS, read_jsonl, tiny_config, write_jsonl
+    from training import finetune as ft
+    from training.pipeline import train
+
+    rows = read_jsonl(MINI_CORPUS)[:24]
+    texts, ys = [r["text"] for r in rows], [L.LABEL2ID[r["label"]] for r in rows]
+    cfg = tiny_config(tmp_path / "m", 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=3",
+                      "train.epochs=1", "train.batch_size=8")
+    got = {}
+    for name, w in (("none", None), ("ones", [1.0] * 24), ("skewed", [3.0] * 12 + [1.0] * 12)):
+        res = ft.finetune(cfg, texts, ys, [], [], progress=False, train_weights=w)
+        got[name] = res.model.classifier.weight.detach().clone()
+    torch.testing.assert_close(got["ones"], got["none"], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(got["skewed"], got["none"], atol=1e-4)
+    with pytest.raises(ValueError, match="train_weights has 3 entries"):
+        ft.finetune(cfg, texts, ys, [], [], progress=False, train_weights=[1.0] * 3)
+    with pytest.raises(ValueError, match=">= 0 and not all 0"):
+        ft.finetune(cfg, texts, ys, [], [], progress=False, train_weights=[0.0] * 24)
+
+    seen = {}
+
+    def spy(cfg, texts, labels, *args, train_weights=None, **kw):
+        seen["weights"], seen["n"] = train_weights, len(texts)
+        raise RuntimeError("stop after the call")
+
+    corpus = read_jsonl(MINI_CORPUS)
+    write_jsonl(tmp_path / "real.jsonl", [{**r, "origin": "real"} for r in corpus])
+    monkeypatch.setattr(ft, "finetune", spy)
+    for weight, data, expected in ((1.0, "real.jsonl", None), (2.5, "real.jsonl", 2.5), (2.5, None, 1.0)):
+        cfg = tiny_config(tmp_path / "p", 'model.base="minilm"', f"train.real_weight={weight}")
+        if data:
+            cfg.data.train = [str(tmp_path / data)]
+        with pytest.raises(RuntimeError, match="stop after the call"):
+            train(cfg, progress=False, log=lambda m: None)
+        if expected is None:
+            assert seen["weights"] is None  # no reweighting at 1: the loss is computed exactly as before
+        else:
+            assert len(seen["weights"]) == seen["n"] > 0 and set(seen["weights"]) == {expected}
