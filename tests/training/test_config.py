@@ -6,6 +6,7 @@ from training.config import ConfigError, load_config
 def test_default_config_loads():
     cfg = load_config()
     assert cfg.model.kind == "transformer" and cfg.model.base == "e5-small" and cfg.train.freeze_layers == 2
+    assert cfg.train.real_weight == 2.0 and cfg.train.subtype_refit is True
     assert cfg.data.train == ["data/labeled/train.jsonl", "data/labeled/train.real.jsonl",
                               "data/labeled/train.context.jsonl"]
     assert cfg.data.dev == ["data/labeled/dev.jsonl", "data/labeled/dev.real.jsonl", "data/labeled/dev.context.jsonl"]
