@@ -122,10 +122,10 @@ class TrainSection(_Section):
     #: must score its own label higher, by ``family_margin`` in log-probability, than a member with another label
     #: does. The members share topic and words, so this teaches stance rather than topic (issue 9).
     family_contrast: float = Field(0.0, ge=0)
+    family_margin: float = Field(1.0, gt=0)
     #: Weight of the annotated real posts (``origin: "real"``) in the label loss, against 1 for written rows
     #: (transformers; 1 = no reweighting): the real posts are what the model must get right (issue 9).
     real_weight: float = Field(1.0, gt=0)
-    family_margin: float = Field(1.0, gt=0)
 
 
 class LinearSection(_Section):
