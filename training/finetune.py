@@ -272,21 +272,29 @@ def stored_in_fp16(folder: str | Path) -> bool:
     return False
 
 
-def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
-                   contexts: list[str | None] | None = None) -> np.ndarray:
-    """Label logits for normalised texts (first window, with parents where given), length-sorted batches, no
-    grad."""
+def _sorted_forward(model, tokenizer, texts: list[str], max_length: int, contexts: list[str | None] | None,
+                    batch_size: int):
+    """Run the model over normalised texts (first window, parents where given) in length-sorted batches without
+    grad; yields each batch's row indices and logits."""
     import torch
 
     encoded = encode_inputs(tokenizer, texts, max_length, contexts)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-    out = np.zeros((len(texts), len(L.LABELS)), dtype=np.float64)
     model.eval()
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             batch = order[s:s + batch_size]
             ids, mask = _collate(encoded, batch, tokenizer.pad_token_id or 0)
-            out[batch] = model(input_ids=ids, attention_mask=mask).logits[:, :len(L.LABELS)].float().numpy()
+            yield batch, model(input_ids=ids, attention_mask=mask).logits
+
+
+def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
+                   contexts: list[str | None] | None = None) -> np.ndarray:
+    """Label logits for normalised texts (first window, with parents where given), length-sorted batches, no
+    grad."""
+    out = np.zeros((len(texts), len(L.LABELS)), dtype=np.float64)
+    for batch, logits in _sorted_forward(model, tokenizer, texts, max_length, contexts, batch_size):
+        out[batch] = logits[:, :len(L.LABELS)].float().numpy()
     return out
 
 
@@ -294,20 +302,12 @@ def head_inputs(model, tokenizer, texts: list[str], max_length: int, contexts: l
                 batch_size: int = 64) -> np.ndarray:
     """What the output layer reads for each normalised text (first window, parents where given): the BERT pooler
     output, or the input of a RoBERTa head's ``out_proj``. Length-sorted batches, no grad."""
-    import torch
-
     head, seen = _head(model), {}
     hook = head.register_forward_hook(lambda module, args, out: seen.__setitem__("x", args[0]))
-    encoded = encode_inputs(tokenizer, texts, max_length, contexts)
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(texts), head.in_features), dtype=np.float32)
-    model.eval()
     try:
-        with torch.inference_mode():
-            for s in range(0, len(order), batch_size):
-                batch = order[s:s + batch_size]
-                model(*_collate(encoded, batch, tokenizer.pad_token_id or 0))
-                out[batch] = seen["x"].float().numpy()
+        for batch, _ in _sorted_forward(model, tokenizer, texts, max_length, contexts, batch_size):
+            out[batch] = seen["x"].float().numpy()
     finally:
         hook.remove()
     return out
@@ -496,7 +496,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     weights = torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float) if tc.class_weighting else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     row_w = torch.tensor(train_weights, dtype=torch.float) if train_weights is not None else None
-    row_loss = torch.nn.CrossEntropyLoss(weight=weights, reduction="none")
+    row_loss = torch.nn.CrossEntropyLoss(weight=weights, reduction="none") if row_w is not None else None
 
     steps_per_epoch = math.ceil(len(train_texts) / tc.batch_size)
     if contrast:  # whole families in a batch leave some batches short: count them (each epoch within a few)
@@ -585,8 +585,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                 if row_w is None:
                     loss = loss_fn(logits[has, :n_labels], gold[has])
                 else:  # per-row weights on top of the class weights (train.real_weight)
-                    rw = row_w[batch][has] * (weights[gold[has]] if weights is not None else 1.0)
-                    loss = (row_loss(logits[has, :n_labels], gold[has]) * row_w[batch][has]).sum() / rw.sum()
+                    w_row = row_w[batch][has]
+                    w_all = w_row * (weights[gold[has]] if weights is not None else 1.0)
+                    loss = (row_loss(logits[has, :n_labels], gold[has]) * w_row).sum() / w_all.sum()
                 if soft is not None:
                     loss = (1.0 - dc.weight) * loss
             else:  # a batch of unlabelled rows only: they learn only the teacher's scores
