@@ -66,9 +66,8 @@ OTHER_LANGUAGE = {"crowdcounter_pairs-00728", "crowdcounter_pairs-01124", "roman
 
 
 def main() -> None:
-    adjudicated = {**by_id(read(LABELS / "adjudicated.jsonl")), **by_id(read(LABELS / "adjudicated2.jsonl")),
-                   **by_id(read(LABELS / "adjudicated3.jsonl")), **by_id(read(LABELS / "adjudicated4.jsonl")),
-                   **by_id(read(LABELS / "adjudicated5.jsonl"))}
+    # adjudicated.jsonl, then adjudicated2.jsonl ... in order (a later round's settlement wins)
+    adjudicated = {k: v for path in sorted(LABELS.glob("adjudicated*.jsonl")) for k, v in by_id(read(path)).items()}
     # A blind second pass over the single-labelled English dev/test posts on the abuse / group-hate boundary
     # (make_boundary.py; issue 9): a second label for each, compared with the label the rows had.
     boundary = by_id(read(LABELS / "en_boundary.a2.jsonl"))
