@@ -54,7 +54,15 @@ def open_console(browser, base: str, moderator: str):
     page.goto(base + "/")
     page.wait_for_selector("body[data-ready='1']")
     wall_ms = (time.perf_counter() - started) * 1000
-    paint = page.evaluate("() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime")
+    # The paint entry can land after the ready flag (CI's chromium once had none yet): wait for it a little, and
+    # print "not reported" rather than fail, since when a browser reports paint timing is not the console's doing.
+    paint = page.evaluate("""() => new Promise(resolve => {
+        const now = () => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime;
+        if (now() !== undefined) return resolve(now());
+        new PerformanceObserver(() => { if (now() !== undefined) resolve(now()); })
+            .observe({type: 'paint', buffered: true});
+        setTimeout(() => resolve(now() === undefined ? null : now()), 3000);
+    })""")
     page.fill("#api-key", KEY)
     page.press("#api-key", "Tab")
     page.fill("#moderator", moderator)
@@ -77,8 +85,9 @@ def test_console_classifies_english_and_urdu_and_decides_by_keyboard(browser, li
     base, _ = start_service(model, api_keys=KEY, store_texts="1",
                             database_url=f"sqlite:///{tmp_path / 'review.sqlite3'}")
     page, wall_ms, paint = open_console(browser, base, "ayesha")
-    print(f"first render: first contentful paint {paint:.0f} ms, page ready {wall_ms:.0f} ms (localhost)")
-    assert paint is not None  # the figure is printed, not asserted (house style: no timed assertions in tests)
+    fcp = "not reported by this browser" if paint is None else f"{paint:.0f} ms"
+    # The figures are printed, not asserted (house style: no timed assertions in tests).
+    print(f"first render: first contentful paint {fcp}, page ready {wall_ms:.0f} ms (localhost)")
 
     # English: left to right, highlighted words are the API's evidence, at the right offsets.
     card = classify(page, EN)
