@@ -1,22 +1,26 @@
 """Select the English real posts on the abuse / group-hate boundary for an independent second pass (issue 9).
 
-Usage: python data/real/make_boundary.py   (from the repository root; reads data/labeled/{dev,test}.real.jsonl)
+Usage: python data/real/make_boundary.py [--split train]   (from the repository root; reads data/labeled/*.real.jsonl)
 
 Writes data/real/work/en_boundary.jsonl: every English real **post** (not a reply) in the dev and test splits that
 was labelled by one annotator only, is labelled `neutral` or `extremist`, and contains a slur, a profanity aimed at
 people, or a group word from the list below. The selection uses no model and no label but the two-way one above, so
 the pass is blind to what any model flags; the work file carries no labels (the second annotator must not see the
 first pass). Dev and test first: they are the yardstick that thresholds are chosen on and results reported on.
+With ``--split train`` it writes data/real/work/en_boundary_train.jsonl, the same selection over the training split
+(the second round, once dev and test had shown that the labels on this boundary hold). Run each mode once, before
+its pass is built into the corpus: afterwards the rechecked posts count two annotators and are no longer selected.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "data/real/work/en_boundary.jsonl"
+WORK = ROOT / "data/real/work"
 #: Slurs (hard and borrowed), abuse words and group words that put a post near the §11.2-§11.7 boundary.
 WORDS = (r"nig+(?:a|er|ga|guh|az|ers|as|gaz)?s?\b|nicca|coon|spear ?chucker|honk(?:e?y|ie)|cracker|kike|spic"
          r"|wetback|beaner|chink|gook|towel ?head|rag ?head|sand ?n|paki|muzzie|jungle bunny|porch monkey|monkey|ape"
@@ -28,8 +32,13 @@ PATTERN = re.compile(r"\b(?:" + WORDS + ")", re.I)
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=("dev+test", "train"), default="dev+test")
+    args = ap.parse_args()
+    splits, out = (("train",), WORK / "en_boundary_train.jsonl") if args.split == "train" else \
+        (("dev", "test"), WORK / "en_boundary.jsonl")
     picked = []
-    for split in ("dev", "test"):
+    for split in splits:
         with (ROOT / f"data/labeled/{split}.real.jsonl").open(encoding="utf-8") as fh:
             for line in fh:
                 r = json.loads(line)
@@ -38,10 +47,12 @@ def main() -> None:
                     picked.append({"id": r["source_id"], "text": r["text"], "lang": "en", "part": r["part"],
                                    "reason": "boundary_recheck", "background": r["source"], "double": True})
     picked.sort(key=lambda r: r["id"])
-    with OUT.open("w", encoding="utf-8") as fh:
+    if out.exists():
+        raise SystemExit(f"{out.relative_to(ROOT)} exists: a drawn round is committed as drawn")
+    with out.open("w", encoding="utf-8") as fh:
         for r in picked:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(picked)} posts")
+    print(f"wrote {out.relative_to(ROOT)}: {len(picked)} posts")
 
 
 if __name__ == "__main__":
