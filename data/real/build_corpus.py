@@ -40,6 +40,12 @@ SPLITS = ("train", "dev", "test")
 #: Rounds surfaced by a trained default (``surface_more.py``): hard negatives and rare positives for learning, all
 #: in train, so dev and test keep the real posts they had and models before and after compare on the same posts.
 TRAIN_ONLY_ROUNDS = ("en3", "roman_ur3", "en4", "roman_ur4", "ur4", "en5")
+#: Train-only rounds annotated but kept out of the default training files: their rows go to ``extra.real.jsonl``
+#: (add it to ``data.train`` to train on them). en5: trained on, it moved no ranking on real dev/test (equal
+#: precision at equal recall) but raised English probabilities, so the served threshold flagged more ordinary English
+#: posts (session 11, docs/EVALUATION.md). A row that is a twin of a dev or test post is left out of every file.
+HELD_OUT_ROUNDS = ("en5",)
+EXTRA = "extra.real.jsonl"
 
 
 def read(path: Path) -> list[dict]:
@@ -199,9 +205,9 @@ def main() -> None:
         a, b = find(rows[i]["family"]), find(rows[j]["family"])
         if a != b:
             union[b] = a
-    dropped = 0
+    dropped, held_twins = 0, 0
     seen_keys = set(key_split)
-    out = {s: [] for s in SPLITS}
+    out = {s: [] for s in (*SPLITS, "extra")}
     for r in rows:
         k = dedup_key(r["text"])
         if k in seen_keys:  # an exact copy (after folding) of a row already in the corpus: keep one
@@ -209,9 +215,15 @@ def main() -> None:
             continue
         seen_keys.add(k)
         root = find(r["family"])
-        out[fam_split[root]].append({**r, "family": root})
-    for s in SPLITS:
-        with (OUT / f"{s}.real.jsonl").open("w", encoding="utf-8") as fh:
+        split = fam_split[root]
+        if r.get("round") in HELD_OUT_ROUNDS:
+            if split != "train":  # a twin of a dev/test post: in no file (dev and test keep the posts they had)
+                held_twins += 1
+                continue
+            split = "extra"
+        out[split].append({**r, "family": root})
+    for s in (*SPLITS, "extra"):
+        with (OUT / (EXTRA if s == "extra" else f"{s}.real.jsonl")).open("w", encoding="utf-8") as fh:
             for r in out[s]:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
 
@@ -240,8 +252,8 @@ def main() -> None:
               "posts labelled neutral, counter replies under neutral posts): "
               + ", ".join(f"{k} {v}" for k, v in sorted(relabelled.items())) + ".", "",
               "Settled by GUIDELINES.md §11 (rules written from the disagreements) by a third annotator; "
-              "`data/real/labels/adjudicated.jsonl` and `adjudicated2.jsonl` to `adjudicated6.jsonl` record the rule used "
-              "for each.", "",
+              "`data/real/labels/adjudicated.jsonl` and `adjudicated2.jsonl` to "
+              f"`{sorted(LABELS.glob('adjudicated*.jsonl'))[-1].name}` record the rule used for each.", "",
               "The boundary recheck (issue 9): every English real post of dev and test that one annotator had labelled "
               "`neutral` or `extremist` and that holds a slur, an abuse word or a group word "
               "(`data/real/make_boundary.py`, no model involved) was labelled again by annotators who saw neither the "
@@ -253,10 +265,10 @@ def main() -> None:
               "(`labels/adjudicated6.jsonl`).", ""]
     (ROOT / "data/real/AGREEMENT.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
-    for s in SPLITS:
+    for s in (*SPLITS, "extra"):
         c = Counter((r["lang"], r["label"]) for r in out[s])
         print(s, len(out[s]), dict(sorted(c.items())))
-    print(f"dropped {dropped} exact duplicates")
+    print(f"dropped {dropped} exact duplicates; {held_twins} rows of held-out rounds twin a dev/test post")
 
 
 if __name__ == "__main__":
