@@ -2,7 +2,8 @@
 
 Usage: python data/real/build_corpus.py   (from the repository root; reads data/real/work and data/real/labels)
 
-Writes data/labeled/{train,dev,test}.real.jsonl and data/real/AGREEMENT.md.
+Writes data/labeled/{train,dev,test}.real.jsonl, data/labeled/extra.real.jsonl (rounds annotated but held out of
+the default training files, ``HELD_OUT_ROUNDS``) and data/real/AGREEMENT.md.
 
 - Final label: the adjudicated label where the two annotators disagreed (labels/adjudicated.jsonl), else the
   first pass (which equals the second where both exist).
