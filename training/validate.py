@@ -61,8 +61,14 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+#: File-name prefixes of rows that only ever train: ``extra.*.jsonl`` holds rounds kept out of the default training
+#: that a user may add to it (data/labeled/extra.real.jsonl), so a family shared with ``train`` is not leakage.
+TRAINING_SIDE = ("train", "extra")
+
+
 def _split_of(ex: Example) -> str:
-    return Path(ex.file).stem.split(".")[0]
+    split = Path(ex.file).stem.split(".")[0]
+    return "train" if split in TRAINING_SIDE else split
 
 
 def validate_files(paths: Sequence[str | Path], fields: FieldMap | None = None, *, fmt: str | None = None,

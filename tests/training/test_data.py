@@ -99,6 +99,18 @@ def test_validate_catches_leakage_duplicates_and_balance(tmp_path):
     assert not report.ok
 
 
+def test_extra_training_rows_share_families_with_train_but_not_with_test(tmp_path):
+    train = write_jsonl(tmp_path / "train.real.jsonl", [{**ROW, "id": "a", "family": "f1"}])
+    extra = write_jsonl(tmp_path / "extra.real.jsonl", [
+        {**ROW, "id": "b", "family": "f1", "text": "A second post of the same thread, about the market."},
+        {**ROW, "id": "c", "family": "f2", "text": "A third post, about the weather in the hills today."}])
+    test = write_jsonl(tmp_path / "test.real.jsonl", [
+        {**ROW, "id": "d", "family": "f2", "text": "A fourth post, about a cricket match on Sunday."}])
+    text = "\n".join(str(p) for p in validate_files([train, extra, test]).problems)
+    assert "family 'f1'" not in text  # extra rows only ever train: no leakage
+    assert "family 'f2' is split across test" in text
+
+
 def test_data_validate_cli_on_a_clean_and_a_bad_file(tmp_path):
     good = write_jsonl(tmp_path / "train.jsonl", [
         {**ROW, "id": f"g{i}", "family": f"f{i}", "text": f"report number {i} about {w} and a quiet city street"}
