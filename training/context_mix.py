@@ -82,10 +82,8 @@ def candidates(pairs: list[dict], per_reply: int, seed: int) -> tuple[list[dict]
         first = rows[0]
         for k, (parent, parent_label) in enumerate(rng.sample(pool, min(per_reply, len(pool)))):
             label = rule_label(rule, first["alone_label"], parent_label)
-            out.append({**first, "id": f"{first['id']}~r{k}", "context": parent, "context_label": parent_label,
+            out.append({**{f: v for f, v in first.items() if f != "label"}, "id": f"{first['id']}~r{k}", "context": parent, "context_label": parent_label,
                         "pattern": f"{parent_label}->{label}", "kind": kinds.get(label, ""), "rule": rule,
                         "rule_label": label})
             counts[rule] += 1
-    for r in out:
-        r.pop("label", None)
     return out, counts

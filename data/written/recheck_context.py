@@ -27,27 +27,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from recombine import kappa
+from split import read, write
+
 ROOT = Path(__file__).resolve().parents[2]
 WRITTEN = ROOT / "data" / "written"
 LABELS = WRITTEN / "labels"
 WORK = WRITTEN / "work"
 LANGS = ("en", "roman_ur", "ur")
-
-
-def read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def write(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-
-def kappa(a: list[str], b: list[str]) -> float | None:
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(a, b)) if len(set(a) | set(b)) > 1 else None
 
 
 def compare() -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from split import read, write  # noqa: E402  (data/written/split.py: the corpus's JSONL reader and writer)
 from training.context_mix import candidates  # noqa: E402
 
 LABELED = ROOT / "data" / "labeled"
@@ -40,17 +41,6 @@ BLIND_FIELDS = ("id", "lang", "context", "text")
 #: Fields of a written pair row (data/labeled/*.context.jsonl), in their order.
 PAIR_FIELDS = ("id", "context", "text", "label", "alone_label", "ambiguous_alone", "context_label", "pattern", "lang",
                "kind", "source", "family", "register")
-
-
-def read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def write(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def draw(per_reply: int, seed: int) -> None:
