@@ -38,6 +38,9 @@ LANGS = ("en", "roman_ur", "ur")
 
 
 def compare() -> None:
+    if (LABELS / "context_adjudicated.jsonl").exists():
+        sys.exit(f"{LABELS / 'context_adjudicated.jsonl'} exists: the disagreements were settled and applied, so the "
+                 "written files hold the settled labels; comparing now would overwrite the recorded agreement")
     rng = random.Random("counterpoint:context-recheck")
     agreement, disagreements, all_a, all_b = {}, [], [], []
     for lang in LANGS:
