@@ -1,5 +1,5 @@
-"""Surface augmentation of training rows: the same post with emojis, an elongated letter, leetspeak or words in the
-other script keeps its label (``train.augment``: the share of training rows rewritten so, seeded).
+"""Surface augmentation of training rows: the same post with emojis, an elongated letter, leetspeak, words in the
+other script or Roman Urdu spelling variants keeps its label (``train.augment``: the share of training rows rewritten so, seeded).
 
 Why: the audit (``training/robustness.py``) found the model reading emojis and elongation as tone (neutral posts
 flagged more often with them) and losing extremist flags to leetspeak and script switching. Real posts carry these
@@ -36,6 +36,9 @@ FAMILIES: dict[str, tuple[Callable[[str, random.Random], str], tuple[str, ...]]]
     "elongation": (R.elongation, _ALL),
     "leetspeak": (R.leetspeak, ("en", "roman_ur")),
     "script_switch": (R.script_switch, ("ur", "roman_ur")),
+    # Roman Urdu has no standard spelling (kafir / kaafir, nahi / nhi, ke / k): the audit lost 7 points of
+    # extremist flags to these variants (docs/EVALUATION.md, session 13).
+    "roman_spelling": (R.roman_spelling, ("roman_ur",)),
 }
 
 

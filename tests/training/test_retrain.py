@@ -92,6 +92,18 @@ def test_augmentation_rewrites_a_share_of_training_rows_and_keeps_their_labels(t
     assert 15 <= sum(a != b for a, b in zip(out, texts)) == sum(changed.values()) <= 45
     assert changed["leetspeak"] and changed["emoji"] and all(
         a == b for a, b, lang in zip(out, texts, langs) if lang == "ur" and "@" in a)
+    # Roman Urdu spelling variants apply to Roman Urdu rows only, and write a known variant of the word
+    from training.robustness import _ROMAN_VARIANTS
+
+    en_out, en_changed = augment(["The kafir word is in this English row, nahi?"] * 40, ["en"] * 40, 1.0, 13)
+    assert en_changed["roman_spelling"] == 0 and en_changed["script_switch"] == 0
+    ru_texts = ["ye kafir log nahi samjhenge kya hai"] * 60
+    ru_out, ru_changed = augment(ru_texts, ["roman_ur"] * 60, 1.0, 13)
+    assert ru_changed["roman_spelling"] > 0
+    allowed = {w: {w, *_ROMAN_VARIANTS.get(w, ())} for w in ru_texts[0].split()}
+    spelled = [t for t in ru_out if t != ru_texts[0] and len(t.split()) == len(ru_texts[0].split())
+               and all(a in allowed[b] for a, b in zip(t.split(), ru_texts[0].split()))]
+    assert len(spelled) == ru_changed["roman_spelling"]
     logs = []
     train(tiny_config(tmp_path / "m", 'model.kind="linear"', "linear.max_features=4096", "train.augment=0.3"),
           progress=False, log=logs.append)
