@@ -1,5 +1,6 @@
 """Surface augmentation of training rows: the same post with emojis, an elongated letter, leetspeak, words in the
-other script or Roman Urdu spelling variants keeps its label (``train.augment``: the share of training rows rewritten so, seeded).
+other script or Roman Urdu spelling variants keeps its label (``train.augment``: the share of training rows
+rewritten so, seeded).
 
 Why: the audit (``training/robustness.py``) found the model reading emojis and elongation as tone (neutral posts
 flagged more often with them) and losing extremist flags to leetspeak and script switching. Real posts carry these
