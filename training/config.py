@@ -109,7 +109,7 @@ class TrainSection(_Section):
     checkpoint_every: int = Field(200, ge=0)
     #: Share of training rows rewritten on the surface (emojis, an elongated letter, leetspeak, the other script,
     #: Roman Urdu spelling variants; ``training/augment.py``) with their label kept, so such marks stop reading as
-    #: tone. Dev and test never are. default.toml sets 0.3.
+    #: tone. Dev and test never are.
     augment: float = Field(0.0, ge=0, le=1)
     #: Window-like rows added, as a share of the training rows (``training/long_mix.py``): neutral texts joined
     #: and cut mid-sentence, and one extremist or counter-speech text buried among neutral ones, so a long post's
