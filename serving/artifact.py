@@ -52,6 +52,9 @@ class ModelMeta(BaseModel):
     subtypes: dict[str, list[str]] | None = None
     #: Whether the model was trained on (parent, reply) pairs and so reads an optional parent post per text.
     context: bool = False
+    #: The linear baseline blended into a transformer's label logits (``model.linear_blend``):
+    #: {"file": a skops file in the folder, "weight": w}. None: the transformer alone.
+    linear_blend: dict[str, Any] | None = None
     temperature: float = 1.0
     thresholds: dict[str, float] = Field(default_factory=dict)
     #: Named operating points (serving/profiles.py): {name: {thresholds, review_band, description, metrics}}.
@@ -83,6 +86,18 @@ class ModelMeta(BaseModel):
                 raise ValueError(f"onnx.{key} must be a file name inside the model folder, not {name!r}")
         return value
 
+    @field_validator("linear_blend")
+    @classmethod
+    def _blend_is_a_file_and_a_share(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        if not _plain_relative(value.get("file")):
+            raise ValueError(f"linear_blend.file must be a file name inside the model folder, not {value.get('file')!r}")
+        weight = value.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < 1:
+            raise ValueError(f"linear_blend.weight must be a number between 0 and 1 (exclusive), not {weight!r}")
+        return value
+
     def decision_settings(self) -> dict[str, Any]:
         """Everything in the meta that changes a prediction: temperature, thresholds, profiles, windows."""
         return {"temperature": self.temperature, "thresholds": self.thresholds,
@@ -94,7 +109,8 @@ class ModelMeta(BaseModel):
                 # Only when not the default, so folders made before the field keep their identity.
                 **({"window_aggregation": self.window_aggregation} if self.window_aggregation != "max" else {}),
                 **({"subtypes": self.subtypes} if self.subtypes else {}),
-                **({"context": True} if self.context else {})}
+                **({"context": True} if self.context else {}),
+                **({"linear_blend": self.linear_blend} if self.linear_blend else {})}
 
     def sha256(self) -> str:
         """One digest for the whole model: every checked file's hash plus the decision settings of the meta, so a

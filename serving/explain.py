@@ -198,6 +198,12 @@ def _drops_cut(predictor, cut, jobs: list[tuple[str, list[tuple[int, int]]]],
             batch[r, :lengths[r]] = seqs[k]
         logits[part] = cut.run_upper(batch, lengths)
     n_labels = len(L.LABELS)
+    # As ``predict`` scores them: with the linear baseline's share where the model blends one (texts without a parent).
+    base_logits = predictor.blend_logits(base_logits.astype(np.float64), range(len(ok)),
+                                         [normalize(jobs[i][0]) for i in ok],
+                                         None if parents is None else [parents[i] for i in ok])
+    logits = predictor.blend_logits(logits, range(len(variants)), variants,
+                                    None if parents is None else [parents[i] for i in owners])
     base = _log_odds(softmax(base_logits[:, :n_labels].astype(np.float64), predictor.meta.temperature))
     var = _log_odds(softmax(logits[:, :n_labels], predictor.meta.temperature)) if seqs else np.zeros((0, 2))
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n

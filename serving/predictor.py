@@ -363,6 +363,33 @@ class _TransformerBase(_Base):
         self.max_length = int(meta.max_length or 128)
         self.stride = int(meta.window_stride or max(1, self.max_length - 2 - 32))
         self.batch_size = batch_size
+        self.blend, self.blend_weight = None, 0.0
+        if meta.linear_blend:  # the linear baseline's share of the label logits (``blend_logits``)
+            from serving.skops_io import load_pipeline
+
+            self.blend = load_pipeline(inside_folder(self.folder, meta.linear_blend["file"], what="linear_blend.file"))
+            self.blend_weight = float(meta.linear_blend["weight"])
+
+    def blend_logits(self, logits: np.ndarray, owner: Sequence[int], texts: Sequence[str],
+                     parents: Sequence[object] | None = None) -> np.ndarray:
+        """Window logits with the linear baseline's share (``meta.linear_blend``, weight w): each window's label
+        logits become (1 - w) x its own + w x the linear model's decision values for its (normalised) text. A text
+        read with a parent post (a truthy ``parents[i]``) keeps the transformer's logits: the linear model reads no
+        parent. Sub-type columns are left as they are. Without a blend, ``logits`` itself."""
+        if self.blend is None or not len(logits):
+            return logits
+        alone = [i for i in range(len(texts)) if not parents or not parents[i]]
+        if not alone:
+            return logits
+        n = len(L.LABELS)
+        decision = np.zeros((len(texts), n), dtype=np.float64)
+        decision[alone] = np.asarray(self.blend.decision_function([texts[i] for i in alone]), dtype=np.float64)
+        owner = np.asarray(owner, dtype=np.int64)
+        rows = np.isin(owner, alone)
+        out = np.array(logits, dtype=np.float64, copy=True)
+        w = self.blend_weight
+        out[rows, :n] = (1 - w) * out[rows, :n] + w * decision[owner[rows]]
+        return out
 
     def _starts(self, n_tokens: int, span: int | None = None) -> list[int]:
         """Start offsets of the windows over ``n_tokens`` tokens (without special tokens); ``span``: text tokens a
@@ -441,7 +468,7 @@ class _TransformerBase(_Base):
     def _window_outputs(self, texts: list[str], contexts: Sequence[str | None] | None = None
                         ) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
         windows, owner = self.windows(texts, contexts)
-        raw = self._window_logits(windows)
+        raw = self.blend_logits(self._window_logits(windows), owner, texts, contexts)
         n = len(L.LABELS)
         subs = raw[:, n:] if self.meta.subtypes and raw.shape[1] > n else None
         return softmax(raw[:, :n], self.meta.temperature), subs, owner
@@ -480,17 +507,18 @@ class _TransformerBase(_Base):
         ``batch_size`` windows, stoppable between chunks (``stop_when``)."""
         return self._window_logits(windows)
 
-    def predict_windows(self, texts: Sequence[str], logits: Sequence[np.ndarray], profile: str | Profile | None = None
-                        ) -> list[Prediction]:
+    def predict_windows(self, texts: Sequence[str], logits: Sequence[np.ndarray], profile: str | Profile | None = None,
+                        parents: Sequence[object] | None = None) -> list[Prediction]:
         """``predict`` from scored windows: ``texts`` normalised (``text_windows``), ``logits[i]`` the raw logits of
-        text ``i``'s windows, one row per window in ``text_windows`` order (``score_windows``)."""
+        text ``i``'s windows, one row per window in ``text_windows`` order (``score_windows``); ``parents[i]``
+        truthy where text ``i`` was read with a parent post."""
         prof = profile if isinstance(profile, Profile) else resolve_profile(self.meta, profile)
         n = len(L.LABELS)
         if not len(texts):
             return []
         rows = [np.asarray(r, dtype=np.float64).reshape(len(r), -1) for r in logits]
         owner = [i for i, r in enumerate(rows) for _ in range(len(r))]
-        raw = np.concatenate(rows)
+        raw = self.blend_logits(np.concatenate(rows), owner, texts, parents)
         probs = softmax(raw[:, :n], self.meta.temperature)
         subs = raw[:, n:] if self.meta.subtypes and raw.shape[1] > n else None
         agg = aggregate_windows(probs, owner, len(texts), self.meta.window_aggregation)

@@ -37,8 +37,10 @@ def build(cfg) -> Pipeline:
     return Pipeline([("features", features), ("clf", LogisticRegression(C=cfg.C, max_iter=2000))])
 
 
-def fit(cfg, texts: list[str], label_ids: list[int], *, class_weighting: bool = True, seed: int = 13) -> Pipeline:
-    """Fit on normalised texts; classes are the label ids 0..n-1 so decision columns follow ``LABELS``."""
+def fit(cfg, texts: list[str], label_ids: list[int], *, class_weighting: bool = True, seed: int = 13,
+        sample_weight: list[float] | None = None) -> Pipeline:
+    """Fit on normalised texts; classes are the label ids 0..n-1 so decision columns follow ``LABELS``.
+    ``sample_weight``: per-row weights on top of the class weights (``train.real_weight``)."""
     pipe = build(cfg)
     y = np.asarray(label_ids)
     missing = sorted(set(range(len(L.LABELS))) - set(y.tolist()))
@@ -46,5 +48,6 @@ def fit(cfg, texts: list[str], label_ids: list[int], *, class_weighting: bool = 
         raise ValueError(f"training data has no rows labelled {', '.join(L.ID2LABEL[i] for i in missing)}; "
                          "every label needs examples")
     pipe.set_params(clf__class_weight="balanced" if class_weighting else None, clf__random_state=seed)
-    pipe.fit(texts, y)
+    pipe.fit(texts, y, **({"clf__sample_weight": np.asarray(sample_weight, dtype=np.float64)}
+                          if sample_weight is not None else {}))
     return pipe

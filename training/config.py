@@ -41,6 +41,11 @@ class ModelSection(_Section):
     #: one (6 of 12: layers 0, 2, 4, 7, 9, 11): a smaller, faster network. With ``distill.teacher`` they are the
     #: teacher's fine-tuned layers (``distill.init = "teacher"``).
     layers: int = Field(0, ge=0)
+    #: Share of the linear baseline in a transformer's served scores (0 = none): a TF-IDF logistic regression is
+    #: fitted on the same training rows and each text's label logits become (1 - w) x the transformer's window
+    #: logits + w x the linear model's decision values (texts read with a parent post keep the transformer's own).
+    #: Calibration and profiles are fitted on the blended scores. serving/predictor.py, ``blend_logits``.
+    linear_blend: float = Field(0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "ModelSection":

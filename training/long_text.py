@@ -127,7 +127,7 @@ def _aggregated(predictor, texts: list[str], span: int | None = None) -> dict[st
         probs, owner = window_probs(norm)
     else:
         windows, owner = _span_windows(predictor, norm, span)
-        raw = predictor.score_windows(windows)
+        raw = predictor.blend_logits(predictor.score_windows(windows), owner, norm)
         probs = softmax(raw[:, :len(L.LABELS)], predictor.meta.temperature)
     return {method: aggregate_windows(probs, owner, len(norm), method) for method in AGGREGATIONS}
 

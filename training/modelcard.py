@@ -53,7 +53,10 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
         f"# {meta.name} ({meta.version})", "",
         "Counterpoint classifier: tells **extremist** content from **counter-narrative** and **neutral** content in "
         "English, Urdu (Arabic script) and Roman Urdu.", "",
-        f"- Model kind: `{meta.kind}`" + (f", fine-tuned from `{meta.base_model}`" if meta.base_model else ""),
+        f"- Model kind: `{meta.kind}`" + (f", fine-tuned from `{meta.base_model}`" if meta.base_model else "")
+        + (f"; the linear TF-IDF baseline (`{meta.linear_blend['file']}`, fitted on the same training rows) holds a "
+           f"{meta.linear_blend['weight']:g} share of the label logits of texts without a parent post"
+           if meta.linear_blend else ""),
         f"- Label schema v{meta.label_schema_version}, text normaliser v{meta.normaliser_version}",
         f"- Created {meta.created_at}; model sha256 `{meta.sha256()}`", "",
         "## Labels", "",

@@ -123,6 +123,28 @@ def _refit_subtypes(res, cfg: TrainConfig, texts: list[str], labels: list[int], 
     return {**asdict(refit), "seconds": round(time.time() - started, 1)}
 
 
+BLEND_FILE = "linear.skops"
+
+
+def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: list[str], labels: list[int],
+               parents: list[str | None] | None, log) -> dict:
+    """The linear baseline blended into the transformer's label logits (``model.linear_blend``): fitted on the
+    training rows the transformer saw (rewrites included; real posts weighted as in the fine-tune), except replies
+    read with a parent, whose label depends on a parent the linear model does not read. Saved in ``folder``."""
+    from serving.skops_io import save_pipeline
+    from training.baseline import fit
+
+    started = time.time()
+    keep = [i for i in range(len(texts)) if not parents or not parents[i]]
+    weights = [cfg.train.real_weight if examples[i].extra.get("origin") == "real" else 1.0 for i in keep]
+    pipe = fit(cfg.linear, [texts[i] for i in keep], [labels[i] for i in keep],
+               class_weighting=cfg.train.class_weighting, seed=cfg.train.seed, sample_weight=weights)
+    save_pipeline(pipe, folder / BLEND_FILE)
+    log(f"linear blend: TF-IDF baseline fitted on {len(keep)} training rows in {time.time() - started:.0f}s, "
+        f"weight {cfg.model.linear_blend}")
+    return {"file": BLEND_FILE, "weight": cfg.model.linear_blend, "rows": len(keep)}
+
+
 def _version(cfg: TrainConfig) -> str:
     if cfg.output.version != "auto":
         return cfg.output.version
@@ -161,7 +183,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        history, base, extra, used_checkpoint = [], None, {}, None
+        history, base, extra, used_checkpoint, blend = [], None, {}, None, None
         if cfg.model.kind == "linear":
             from serving.skops_io import save_pipeline
             from training.baseline import fit
@@ -234,6 +256,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             res.model.save_pretrained(tmp, **({"state_dict": fp16_state_dict(res.model)} if half else {}))
             res.tokenizer.save_pretrained(tmp)
             _drop_tokenizer_padding(tmp / "tokenizer.json")
+            if cfg.model.linear_blend > 0:
+                blend = _fit_blend(cfg, tmp, splits["train"], norm["train"], train_y, train_ctx, log)
         if cfg.model.kind == "linear" or not cfg.export.onnx:
             cal = calibrate(dev_logits, ys["dev"], temperature=cfg.calibration.temperature,
                             thresholds=cfg.calibration.thresholds)
@@ -249,6 +273,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             window_stride=cfg.model.window_stride if cfg.model.kind == "transformer" else None,
             window_aggregation=cfg.model.window_aggregation,
             subtypes={k: list(v) for k, v in L.SUBTYPES.items()} if with_head else None, context=reads_context,
+            linear_blend=blend,
             temperature=cal["temperature"], thresholds=cal["thresholds"], calibration=cal["calibration"],
             training_config=json.loads(cfg.model_dump_json()),
             data={"files": fingerprint(data_files), "rows": counts,

@@ -86,18 +86,21 @@ class WindowWork:
         """Tokens of one full model chunk: ``model_batch_size`` windows of ``max_length`` tokens."""
         return max(1, int(model_batch_size)) * int(getattr(self.predictor, "max_length", 128))
 
-    def split(self, items: list) -> list[tuple[str, list[tuple[list[int], int]]]]:
+    def split(self, items: list) -> list[tuple[tuple[str, bool], list[tuple[list[int], int]]]]:
         texts = [i.text if isinstance(i, Reply) else i for i in items]
         contexts = ([i.context if isinstance(i, Reply) else None for i in items]
                     if any(isinstance(i, Reply) for i in items) else None)
         norm, windows = self.predictor.text_windows(texts, contexts)
-        return [(text, [(w, len(w)) for w in ws]) for text, ws in zip(norm, windows)]
+        # The key says whether the text was read with a parent (a blended model leaves those to the transformer).
+        with_parent = [bool(contexts and contexts[k] and str(contexts[k]).strip()) for k in range(len(norm))]
+        return [((text, parent), [(w, len(w)) for w in ws]) for text, parent, ws in zip(norm, with_parent, windows)]
 
     def score(self, windows: list[list[int]]) -> np.ndarray:
         return self.predictor.score_windows(windows)
 
-    def combine(self, text: str, outputs: list):
-        return self.predictor.predict_windows([text], [np.stack(outputs)], self.profile)[0]
+    def combine(self, key: tuple[str, bool], outputs: list):
+        text, parent = key
+        return self.predictor.predict_windows([text], [np.stack(outputs)], self.profile, [parent])[0]
 
 
 #: Requests of at most this many characters are split on the event loop (tokenising them takes microseconds).

@@ -82,6 +82,9 @@ class ModelInfo(ModelRef):
     context: bool = Field(False, description="Whether the model reads an optional parent post per text (`contexts`).")
     subtypes: dict[str, list[str]] | None = Field(None, description="Sub-types per label, when the model has a "
                                                                     "sub-type head.")
+    linear_blend: float | None = Field(None, description="The linear baseline's share of the label logits (texts "
+                                                         "without a parent), or null when the transformer scores "
+                                                         "alone.")
 
 
 class LabelsInfo(BaseModel):

@@ -1,0 +1,120 @@
+"""The linear baseline blended into a transformer's label logits (``model.linear_blend``), on a tiny real model:
+what the folder holds, the formula the predictor serves, replies read with a parent, and every scoring path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from serving import labels as L
+from tests.helpers import MINI_CORPUS, ROOT, serve, tiny_config
+
+PAIRS = ROOT / "tests" / "fixtures" / "context_pairs.jsonl"
+PARENT = "These people are filth and should be driven out of our country, every last one of them."
+TEXTS = ["Exactly, they all deserve it.", "The match was washed out by rain again in Lahore.",
+         "Those who spread hate in the name of faith do not speak for us."]
+WEIGHT = 0.4
+
+
+@pytest.fixture(scope="module")
+def blend_dir(tmp_path_factory):
+    from training.pipeline import train
+
+    out = tmp_path_factory.mktemp("models") / "blend"
+    cfg = tiny_config(out, 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=4", "train.epochs=1",
+                      "train.batch_size=8", "train.subtype_weight=0.5", "train.subtype_refit=false",
+                      f"model.linear_blend={WEIGHT}")
+    cfg.data.train = [str(MINI_CORPUS), str(PAIRS)]
+    return train(cfg, progress=False, log=lambda m: None)
+
+
+def _manual(predictor, texts, parents):
+    """softmax(((1 - w) z + w d) / T) by hand: z the window logits, d the linear model's decision values."""
+    from serving.predictor import softmax
+    from serving.text import normalize
+
+    norm = [normalize(t) for t in texts]
+    ctx = [None if p is None else normalize(p) for p in parents]
+    windows, owner = predictor.windows(norm, ctx)
+    assert owner == list(range(len(texts)))  # short texts: one window each
+    z = predictor.score_windows(windows)[:, :len(L.LABELS)]
+    d = np.asarray(predictor.blend.decision_function(norm))
+    mixed = np.where(np.array([p is None for p in parents])[:, None], (1 - WEIGHT) * z + WEIGHT * d, z)
+    return softmax(mixed, predictor.meta.temperature), softmax(z, predictor.meta.temperature)
+
+
+def test_the_folder_holds_the_linear_model_and_its_weight(blend_dir):
+    from serving.artifact import load_meta
+
+    meta = load_meta(blend_dir)
+    assert (blend_dir / "linear.skops").is_file() and "linear.skops" in meta.files
+    assert meta.linear_blend["file"] == "linear.skops" and meta.linear_blend["weight"] == WEIGHT
+    # replies read with their parent are not the linear model's to learn (it reads no parent)
+    assert 0 < meta.linear_blend["rows"] < meta.data["rows"]["train"]
+    assert "linear TF-IDF baseline" in (blend_dir / "README.md").read_text()
+
+
+def test_served_scores_are_the_blend_and_replies_with_a_parent_keep_the_transformer(blend_dir):
+    from serving.predictor import load_predictor
+
+    predictor = load_predictor(blend_dir, "torch")
+    parents = [PARENT, None, None]
+    blended, alone = _manual(predictor, TEXTS, parents)
+    got = predictor.predict_proba(TEXTS, contexts=parents)
+    np.testing.assert_allclose(got[1:], blended[1:], atol=1e-6)
+    np.testing.assert_allclose(got[0], alone[0], atol=1e-6)  # with a parent: the transformer's own scores
+    assert np.abs(blended[1:] - alone[1:]).max() > 1e-3  # the blend moved the scores of texts without a parent
+    without = predictor.predict_proba(TEXTS)
+    np.testing.assert_allclose(without, _manual(predictor, TEXTS, [None] * 3)[0], atol=1e-6)
+
+
+def test_the_service_and_batch_paths_score_as_predict_does(blend_dir, tmp_path):
+    from serving.batch import run_label_job
+    from serving.predictor import load_predictor
+
+    predictor = load_predictor(blend_dir)
+    parents = [PARENT, None, None]
+    expected = predictor.predict(TEXTS, contexts=parents)
+    with serve(predictor) as client:
+        assert client.get("/v1/info").json()["model"]["linear_blend"] == WEIGHT
+        r = client.post("/v1/classify", json={"texts": TEXTS, "contexts": parents})
+        assert r.status_code == 200, r.text
+    for res, exp in zip(r.json()["results"], expected):
+        for name in L.LABELS:  # int8 activations are scaled per batch: the service batches differently
+            assert abs(res["scores"][name] - exp.scores[name]) < 0.01
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": t, "context": p}) + "\n"
+                           for i, (t, p) in enumerate(zip(TEXTS, parents))))
+    run_label_job(src, tmp_path / "out.jsonl", model=blend_dir, progress=False, context_field="context")
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["pred_label"] for row in rows] == [p.label for p in expected]
+
+
+def test_a_blend_file_outside_the_folder_or_a_changed_one_is_refused(blend_dir, tmp_path):
+    from serving.artifact import ModelFolderError, load_meta
+    from serving.predictor import load_predictor
+
+    bad = tmp_path / "outside"
+    shutil.copytree(blend_dir, bad)
+    meta = json.loads((bad / "model_meta.json").read_text())
+    meta["linear_blend"]["file"] = "../linear.skops"
+    (bad / "model_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFolderError, match="linear_blend.file"):
+        load_meta(bad)
+    changed = tmp_path / "changed"
+    shutil.copytree(blend_dir, changed)
+    with open(changed / "linear.skops", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelFolderError):
+        load_predictor(changed)
+
+
+def test_the_weight_is_part_of_the_model_identity(blend_dir):
+    from serving.artifact import read_meta
+
+    meta = read_meta(blend_dir)
+    other = meta.model_copy(update={"linear_blend": {**meta.linear_blend, "weight": 0.1}})
+    assert meta.sha256() != other.sha256()
