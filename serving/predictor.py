@@ -365,9 +365,13 @@ class _TransformerBase(_Base):
         self.batch_size = batch_size
         self.blend, self.blend_weight = None, 0.0
         if meta.linear_blend:  # the linear baseline's share of the label logits (``blend_logits``)
-            from serving.skops_io import load_pipeline
+            from serving.linear_arrays import LinearArrays
 
-            self.blend = load_pipeline(inside_folder(self.folder, meta.linear_blend["file"], what="linear_blend.file"))
+            path = inside_folder(self.folder, meta.linear_blend["file"], what="linear_blend.file")
+            if not path.is_file():
+                raise ModelFolderError(f"{self.folder} has no {path.name} (model_meta.json linear_blend.file); retrain "
+                                       "the folder.")
+            self.blend = LinearArrays.load(path)
             self.blend_weight = float(meta.linear_blend["weight"])
 
     def blend_logits(self, logits: np.ndarray, owner: Sequence[int], texts: Sequence[str],

@@ -123,7 +123,7 @@ def _refit_subtypes(res, cfg: TrainConfig, texts: list[str], labels: list[int], 
     return {**asdict(refit), "seconds": round(time.time() - started, 1)}
 
 
-BLEND_FILE = "linear.skops"
+BLEND_FILE = "linear_blend.npz"
 
 
 def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: list[str], labels: list[int],
@@ -131,7 +131,7 @@ def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: l
     """The linear baseline blended into the transformer's label logits (``model.linear_blend``): fitted on the
     training rows the transformer saw (rewrites included; real posts weighted as in the fine-tune), except replies
     read with a parent, whose label depends on a parent the linear model does not read. Saved in ``folder``."""
-    from serving.skops_io import save_pipeline
+    from serving.linear_arrays import LinearArrays
     from training.baseline import fit
 
     started = time.time()
@@ -139,7 +139,7 @@ def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: l
     weights = [cfg.train.real_weight if examples[i].extra.get("origin") == "real" else 1.0 for i in keep]
     pipe = fit(cfg.linear, [texts[i] for i in keep], [labels[i] for i in keep],
                class_weighting=cfg.train.class_weighting, seed=cfg.train.seed, sample_weight=weights)
-    save_pipeline(pipe, folder / BLEND_FILE)
+    LinearArrays.from_pipeline(pipe).save(folder / BLEND_FILE)  # served without scikit-learn (its arrays only)
     log(f"linear blend: TF-IDF baseline fitted on {len(keep)} training rows in {time.time() - started:.0f}s, "
         f"weight {cfg.model.linear_blend}")
     return {"file": BLEND_FILE, "weight": cfg.model.linear_blend, "rows": len(keep)}

@@ -50,8 +50,8 @@ def test_the_folder_holds_the_linear_model_and_its_weight(blend_dir):
     from serving.artifact import load_meta
 
     meta = load_meta(blend_dir)
-    assert (blend_dir / "linear.skops").is_file() and "linear.skops" in meta.files
-    assert meta.linear_blend["file"] == "linear.skops" and meta.linear_blend["weight"] == WEIGHT
+    assert (blend_dir / "linear_blend.npz").is_file() and "linear_blend.npz" in meta.files
+    assert meta.linear_blend["file"] == "linear_blend.npz" and meta.linear_blend["weight"] == WEIGHT
     # replies read with their parent are not the linear model's to learn (it reads no parent)
     assert 0 < meta.linear_blend["rows"] < meta.data["rows"]["train"]
     assert "linear TF-IDF baseline" in (blend_dir / "README.md").read_text()
@@ -100,13 +100,13 @@ def test_a_blend_file_outside_the_folder_or_a_changed_one_is_refused(blend_dir, 
     bad = tmp_path / "outside"
     shutil.copytree(blend_dir, bad)
     meta = json.loads((bad / "model_meta.json").read_text())
-    meta["linear_blend"]["file"] = "../linear.skops"
+    meta["linear_blend"]["file"] = "../linear_blend.npz"
     (bad / "model_meta.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFolderError, match="linear_blend.file"):
         load_meta(bad)
     changed = tmp_path / "changed"
     shutil.copytree(blend_dir, changed)
-    with open(changed / "linear.skops", "ab") as fh:
+    with open(changed / "linear_blend.npz", "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(ModelFolderError):
         load_predictor(changed)
@@ -118,3 +118,34 @@ def test_the_weight_is_part_of_the_model_identity(blend_dir):
     meta = read_meta(blend_dir)
     other = meta.model_copy(update={"linear_blend": {**meta.linear_blend, "weight": 0.1}})
     assert meta.sha256() != other.sha256()
+
+
+def test_the_served_arrays_score_exactly_as_the_scikit_learn_pipeline():
+    """The blend is served from its arrays (numpy, scipy.sparse, mmh3), not from scikit-learn: same numbers."""
+    from serving.linear_arrays import LinearArrays
+    from serving.text import normalize
+    from training.baseline import fit
+    from training.config import load_config
+    from training.data import load_many
+
+    rows = load_many([MINI_CORPUS])
+    cfg = load_config().linear
+    pipe = fit(cfg, [normalize(r.text) for r in rows], [r.label_id for r in rows], sample_weight=[1.0] * len(rows))
+    texts = [normalize(r.text) for r in rows[:60]] + [
+        "", "a", "ab  cd\t\te", "😂😂 ok 🔥", "یہ لوگ ہمارے دشمن نہیں ہیں", "kafir   kaafir k4f1r", "x " * 2000]
+    arrays = LinearArrays.from_pipeline(pipe)
+    np.testing.assert_allclose(arrays.decision_function(texts), pipe.decision_function(texts), atol=1e-10)
+    assert arrays.decision_function([]).shape == (0, len(L.LABELS))
+
+
+def test_serving_a_blended_folder_imports_neither_scikit_learn_nor_torch(blend_dir):
+    """Importing them cost the service ~390 MB of resident memory (scikit-learn pulls in pandas, skops torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from serving.predictor import load_predictor; "
+            f"p = load_predictor({str(blend_dir)!r}, 'onnx-int8'); p.predict(['hello there', 'they are vermin']); "
+            "print(sorted(m for m in ('sklearn', 'torch', 'pandas', 'skops') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

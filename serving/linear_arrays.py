@@ -1,0 +1,118 @@
+"""The blended linear baseline (``model.linear_blend``) as plain arrays, scored without scikit-learn.
+
+The training pipeline fits ``training.baseline``'s TF-IDF logistic regression (hashed word and ``char_wb`` n-grams,
+sublinear tf, idf, l2 per branch) and saves its numbers here as one ``.npz`` (idf per branch, coefficients,
+intercept, and the analyser settings). The service then scores it with numpy, scipy.sparse and ``mmh3`` (the same
+MurmurHash3 as scikit-learn's ``HashingVectorizer``): importing scikit-learn and skops to serve it cost ~390 MB of
+resident memory and ~3 s of start-up (scikit-learn pulls in pandas; skops pulls in torch). ``decision_function``
+equals the scikit-learn pipeline's to float precision (``tests/training/test_linear_blend.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_WHITE = re.compile(r"\s\s+")  # scikit-learn's char_wb preprocessing
+
+
+class LinearArrays:
+    def __init__(self, word_idf: np.ndarray, char_idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 word_ngrams: tuple[int, int], char_ngrams: tuple[int, int], token_pattern: str):
+        self.word_idf, self.char_idf = word_idf, char_idf
+        self.coef, self.intercept = coef, intercept
+        self.word_ngrams, self.char_ngrams = tuple(int(v) for v in word_ngrams), tuple(int(v) for v in char_ngrams)
+        self.token_pattern = token_pattern
+        self._token = re.compile(token_pattern)
+
+    # -- from and to the training side ------------------------------------------------------------------------------
+    @classmethod
+    def from_pipeline(cls, pipe) -> "LinearArrays":
+        """The numbers of a fitted ``training.baseline`` pipeline (word branch, then char branch)."""
+        branches = dict(pipe.named_steps["features"].transformer_list)
+        word, char = branches["word"], branches["char"]
+        hw, hc = word.named_steps["hash"], char.named_steps["hash"]
+        for h in (hw, hc):
+            if h.alternate_sign or h.norm is not None or not h.lowercase or h.n_features != hw.n_features:
+                raise ValueError("the linear blend expects unsigned, unnormalised, lowercased hashing branches of one "
+                                 "size (training/baseline.py)")
+        for t in (word.named_steps["tfidf"], char.named_steps["tfidf"]):
+            if not (t.sublinear_tf and t.use_idf and t.norm == "l2"):
+                raise ValueError("the linear blend expects sublinear tf, idf and l2 norm (training/baseline.py)")
+        clf = pipe.named_steps["clf"]
+        return cls(word.named_steps["tfidf"].idf_.astype(np.float64), char.named_steps["tfidf"].idf_.astype(np.float64),
+                   np.asarray(clf.coef_, dtype=np.float64), np.asarray(clf.intercept_, dtype=np.float64),
+                   hw.ngram_range, hc.ngram_range, hw.token_pattern)
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as fh:  # a file object: np.savez would otherwise append ".npz" to the name
+            np.savez(fh, word_idf=self.word_idf, char_idf=self.char_idf, coef=self.coef, intercept=self.intercept,
+                     word_ngrams=np.asarray(self.word_ngrams), char_ngrams=np.asarray(self.char_ngrams),
+                     token_pattern=np.asarray(self.token_pattern))
+
+    @classmethod
+    def load(cls, path: Path) -> "LinearArrays":
+        from serving.artifact import ModelFolderError
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["word_idf"], z["char_idf"], z["coef"], z["intercept"], tuple(z["word_ngrams"]),
+                           tuple(z["char_ngrams"]), str(z["token_pattern"]))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelFolderError(f"{path} is not the arrays of a blended linear model ({exc}); retrain the "
+                                   "folder with this version of Counterpoint.") from exc
+
+    # -- scoring ----------------------------------------------------------------------------------------------------
+    def _word_grams(self, text: str) -> list[str]:
+        tokens = self._token.findall(text)
+        lo, hi = self.word_ngrams
+        out = list(tokens) if lo == 1 else []
+        for n in range(max(lo, 2), min(hi, len(tokens)) + 1):
+            out.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+        return out
+
+    def _char_grams(self, text: str) -> list[str]:
+        lo, hi = self.char_ngrams
+        out = []
+        for word in _WHITE.sub(" ", text).split():
+            w = f" {word} "
+            size = len(w)
+            for n in range(lo, hi + 1):
+                offset = 0
+                out.append(w[offset:offset + n])
+                while offset + n < size:
+                    offset += 1
+                    out.append(w[offset:offset + n])
+                if offset == 0:  # the word is shorter than n: one n-gram (the whole word) is enough
+                    break
+        return out
+
+    def _branch(self, grams_of, texts: Sequence[str], idf: np.ndarray):
+        import mmh3
+        from scipy import sparse
+
+        size = len(idf)
+        rows, cols = [], []
+        for r, text in enumerate(texts):
+            idx = [abs(mmh3.hash(g, 0)) % size for g in grams_of(text.lower())]
+            cols.extend(idx)
+            rows.extend([r] * len(idx))
+        counts = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(texts), size))
+        counts.sum_duplicates()
+        counts.data = (np.log(counts.data) + 1.0) * idf[counts.indices]
+        norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sparse.diags(1.0 / norms) @ counts
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text, the logistic regression's decision value for each label (``LABELS`` order)."""
+        from scipy import sparse
+
+        if not len(texts):
+            return np.zeros((0, len(self.intercept)))
+        x = sparse.hstack([self._branch(self._word_grams, texts, self.word_idf),
+                           self._branch(self._char_grams, texts, self.char_idf)]).tocsr()
+        return np.asarray(x @ self.coef.T) + self.intercept
