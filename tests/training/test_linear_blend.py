@@ -149,3 +149,14 @@ def test_serving_a_blended_folder_imports_neither_scikit_learn_nor_torch(blend_d
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_arrays_that_are_not_a_blend_are_a_model_folder_error(tmp_path):
+    from serving.artifact import ModelFolderError
+    from serving.linear_arrays import LinearArrays
+
+    (tmp_path / "text.npz").write_text("not an archive")
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    for name in ("text.npz", "other.npz", "missing.npz"):
+        with pytest.raises(ModelFolderError, match="retrain"):
+            LinearArrays.load(tmp_path / name)
