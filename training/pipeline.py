@@ -126,6 +126,11 @@ def _refit_subtypes(res, cfg: TrainConfig, texts: list[str], labels: list[int], 
 BLEND_FILE = "linear_blend.npz"
 
 
+def _real_weights(cfg: TrainConfig, examples: list[Example]) -> list[float]:
+    """Per-row loss weights: ``train.real_weight`` for real posts, 1 for written rows."""
+    return [cfg.train.real_weight if ex.extra.get("origin") == "real" else 1.0 for ex in examples]
+
+
 def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: list[str], labels: list[int],
                parents: list[str | None] | None, log) -> dict:
     """The linear baseline blended into the transformer's label logits (``model.linear_blend``): fitted on the
@@ -136,7 +141,7 @@ def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: l
 
     started = time.time()
     keep = [i for i in range(len(texts)) if not parents or not parents[i]]
-    weights = [cfg.train.real_weight if examples[i].extra.get("origin") == "real" else 1.0 for i in keep]
+    weights = _real_weights(cfg, [examples[i] for i in keep])
     pipe = fit(cfg.linear, [texts[i] for i in keep], [labels[i] for i in keep],
                class_weighting=cfg.train.class_weighting, seed=cfg.train.seed, sample_weight=weights)
     LinearArrays.from_pipeline(pipe).save(folder / BLEND_FILE)  # served without scikit-learn (its arrays only)
@@ -201,8 +206,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             base = resolve_base(cfg.model.base)
             texts, labels, parents, subs = norm["train"], train_y, train_ctx, train_sub
             families = [str(ex.family) if ex.family else "" for ex in splits["train"]]
-            weights = ([cfg.train.real_weight if ex.extra.get("origin") == "real" else 1.0 for ex in splits["train"]]
-                       if cfg.train.real_weight != 1.0 else None)
+            weights = _real_weights(cfg, splits["train"]) if cfg.train.real_weight != 1.0 else None
             unlabeled_rows = 0
             if cfg.train.long_mix > 0:  # window-like rows (training/long_mix.py)
                 from training.long_mix import long_mixes
