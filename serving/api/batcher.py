@@ -63,6 +63,9 @@ class Split(Protocol):
     def combine(self, key: Any, outputs: list) -> Any:
         """An item's result from its units' outputs (in unit order); runs on the model thread."""
 
+    def combine_many(self, keys: list, outputs: list[list]) -> list:
+        """``combine`` of several items at once (the items whose last unit was in one model call), in order."""
+
 
 class WindowWork:
     """Window-level scheduling for a transformer predictor (``text_windows``, ``score_windows``,
@@ -99,8 +102,15 @@ class WindowWork:
         return self.predictor.score_windows(windows)
 
     def combine(self, key: tuple[str, bool], outputs: list):
-        text, parent = key
-        return self.predictor.predict_windows([text], [np.stack(outputs)], self.profile, [parent])[0]
+        return self.combine_many([key], [outputs])[0]
+
+    def combine_many(self, keys: list[tuple[str, bool]], outputs: list[list]):
+        # One call for every text finished by a model call: the linear blend (serving/linear_arrays.py) scores a
+        # batch of texts for about a tenth of the cost per text of one-text calls (0.15 vs 1.6 ms per real post).
+        if not keys:
+            return []
+        return self.predictor.predict_windows([text for text, _ in keys], [np.stack(o) for o in outputs],
+                                              self.profile, [parent for _, parent in keys])
 
 
 #: Requests of at most this many characters are split on the event loop (tokenising them takes microseconds).
@@ -404,7 +414,7 @@ class MicroBatcher:
             outputs = self._predict([job.units[k] for job, k in batch])
         if len(outputs) != len(batch):
             raise RuntimeError(f"the model returned {len(outputs)} outputs for {len(batch)} inputs")
-        done = []
+        finished = []
         for (job, k), output in zip(batch, outputs):
             job.outputs[k] = output
             if not job.is_last(k) or job.future.done():
@@ -412,8 +422,14 @@ class MicroBatcher:
             t = job.text_of[k]
             parts = job.outputs[job.first[t]:k + 1]
             job.outputs[job.first[t]:k + 1] = [None] * len(parts)
-            done.append((job, t, parts[0] if self._split is None else self._split.combine(job.keys[t], parts)))
-        return done
+            finished.append((job, t, parts))
+        if self._split is None:
+            return [(job, t, parts[0]) for job, t, parts in finished]
+        combine_many = getattr(self._split, "combine_many", None)
+        if combine_many is None:
+            return [(job, t, self._split.combine(job.keys[t], parts)) for job, t, parts in finished]
+        results = combine_many([job.keys[t] for job, t, _ in finished], [parts for _, _, parts in finished])
+        return [(job, t, result) for (job, t, _), result in zip(finished, results)]
 
     async def _collect(self) -> None:
         loop = asyncio.get_running_loop()

@@ -93,6 +93,29 @@ def test_the_service_and_batch_paths_score_as_predict_does(blend_dir, tmp_path):
     assert [row["pred_label"] for row in rows] == [p.label for p in expected]
 
 
+def test_the_batcher_combines_texts_finished_together_in_one_call_as_it_would_one_by_one(blend_dir):
+    """The service finishes several texts per model call and blends them in one call (the linear model scores a
+    batch for a tenth of the per-text cost): each result is what that text alone gets, parent or not."""
+    from serving.api.batcher import WindowWork
+    from serving.predictor import Reply, load_predictor
+
+    predictor = load_predictor(blend_dir, "torch")
+    work = WindowWork(predictor)
+    items = [Reply(TEXTS[0], PARENT), TEXTS[1], TEXTS[2], Reply(TEXTS[1], PARENT)]
+    plan = work.split(items)
+    keys = [key for key, _ in plan]
+    outputs = [list(work.score([w for w, _ in units])) for _, units in plan]
+    together = work.combine_many(keys, outputs)
+    alone = [work.combine(key, out) for key, out in zip(keys, outputs)]
+    assert [k[1] for k in keys] == [True, False, False, True]
+    for a, b in zip(together, alone):
+        assert a.label == b.label
+        for name in L.LABELS:
+            assert a.scores[name] == pytest.approx(b.scores[name], abs=1e-9)
+    assert together[1].scores != together[3].scores  # the same text, blended alone and kept as read with a parent
+    assert work.combine_many([], []) == []
+
+
 def test_a_blend_file_outside_the_folder_or_a_changed_one_is_refused(blend_dir, tmp_path):
     from serving.artifact import ModelFolderError, load_meta
     from serving.predictor import load_predictor
