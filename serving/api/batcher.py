@@ -64,7 +64,8 @@ class Split(Protocol):
         """An item's result from its units' outputs (in unit order); runs on the model thread."""
 
     def combine_many(self, keys: list, outputs: list[list]) -> list:
-        """``combine`` of several items at once (the items whose last unit was in one model call), in order."""
+        """Optional: ``combine`` of several items at once (the items whose last unit was in one model call), in order;
+        a split without it is combined item by item."""
 
 
 class WindowWork:
