@@ -1,10 +1,13 @@
 """int8 recipes side by side: speed, agreement with fp32 and macro-F1 of each graph of one fine-tuned model.
 
     python bench/int8_recipes.py --model models/default [--recipes sensitive_0,sensitive_3,all_ffn] [--n-speed 600]
+                                 [--smooth]
 
 The model folder's torch weights are exported again to a fused fp32 ONNX graph in a scratch copy; the MatMuls are
 ranked by their int8 error on dev texts (``training.export.sensitivity_ranking``, as training does); then every
-recipe asked for is quantised and measured on the same texts in one run:
+recipe asked for is quantised and measured on the same texts in one run (with ``--smooth``, each recipe also on the
+fp32 graph with its activation outliers moved into the weights, ``training.export.smooth_activations``, as
+``smooth:<recipe>``; ``smooth:sensitive_<k>`` keeps the k worst nodes of the smoothed graph):
 
 - dev argmax agreement with the fp32 graph (the export's bar: 0.995) and on the test split and its real-post part;
 - macro-F1 with the folder's served thresholds (default profile) on the written test split and the real-post part,
@@ -59,6 +62,8 @@ def main() -> None:
                     help="comma-separated recipe names (training/export.py), 'shipped' = the folder's own")
     ap.add_argument("--n-speed", type=int, default=600)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--smooth", action="store_true",
+                    help="also quantise each recipe from the smoothed fp32 graph (smooth:<recipe>)")
     args = ap.parse_args()
     src = Path(args.model)
     if not (src / "model.safetensors").is_file():
@@ -67,7 +72,7 @@ def main() -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     import onnx
 
-    from training.export import SENSITIVE_KEEP, export_onnx, int8_recipes, sensitivity_ranking
+    from training.export import SENSITIVE_KEEP, export_onnx, int8_recipes, sensitivity_ranking, smooth_activations
 
     meta = load_meta(src)
     shipped = (meta.onnx.get("int8_recipe") or {}).get("name")
@@ -82,10 +87,20 @@ def main() -> None:
         export_onnx(work, quantize=False)
         fp32 = work / "model.onnx"
         print(f"fp32 export {time.perf_counter() - t0:.0f} s")
-        t0 = time.perf_counter()
-        ranking = sensitivity_ranking(fp32, work, texts["dev"])
-        print(f"sensitivity ranking {time.perf_counter() - t0:.0f} s; worst MatMuls: "
-              + ", ".join(f"{n.replace('/inner/', '').replace('/MatMul', '')} {e:.4f}" for n, e in ranking[:6]))
+        ranking = []
+        if any(r.startswith("sensitive_") for r in wanted):
+            t0 = time.perf_counter()
+            ranking = sensitivity_ranking(fp32, work, texts["dev"])
+            print(f"sensitivity ranking {time.perf_counter() - t0:.0f} s; worst MatMuls: "
+                  + ", ".join(f"{n.replace('/inner/', '').replace('/MatMul', '')} {e:.4f}" for n, e in ranking[:6]))
+        smoothed = work / "model.smooth.onnx"
+        if args.smooth:
+            t0 = time.perf_counter()
+            info = smooth_activations(fp32, work, texts["dev"], smoothed)
+            print(f"smoothing {time.perf_counter() - t0:.0f} s: {info}")
+        smooth_ranking = []
+        if args.smooth and any(r.startswith("sensitive_") for r in wanted):  # ranked again: smoothing moves errors
+            smooth_ranking = sensitivity_ranking(smoothed, work, texts["dev"])
         config = json.loads((work / "config.json").read_text())
         recipes = dict(int8_recipes(fp32, config["num_hidden_layers"]))
         recipes.update({f"sensitive_{k}": [n for n, _ in ranking[:k]] for k in SENSITIVE_KEEP})
@@ -94,10 +109,13 @@ def main() -> None:
             if name not in recipes:
                 sys.exit(f"unknown recipe {name!r}; choose from {', '.join(recipes)}")
             keep = recipes[name]
-            out = work / f"int8_{name.replace('+', '_')}.onnx"
-            quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                             nodes_to_exclude=keep, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-            graphs[name] = (out, len(keep))
+            for source, label in [(fp32, name)] + ([(smoothed, f"smooth:{name}")] if args.smooth else []):
+                if label.startswith("smooth:sensitive_"):
+                    keep = [n for n, _ in smooth_ranking[:int(name.split("_")[1])]]
+                out = work / f"int8_{label.replace('+', '_').replace(':', '_')}.onnx"
+                quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                                 nodes_to_exclude=keep, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+                graphs[label] = (out, len(keep))
         predictors = {}
         for name, (path, _) in graphs.items():
             key = "fp32" if name == "fp32" else "int8"

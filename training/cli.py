@@ -220,6 +220,12 @@ def export(
     check_data: Annotated[Optional[list[Path]], typer.Option(
         "--check-data", help="Labelled file(s) whose texts the int8 graph must agree on with fp32 (default: the "
                              "dev, else test, else train files of the folder's training config)")] = None,
+    smooth: Annotated[Optional[bool], typer.Option(
+        "--smooth/--no-smooth", help="Move activation outliers into the weights before int8 (default: the folder's "
+                                     "export.int8_smooth; off for folders trained before it existed)")] = None,
+    per_node: Annotated[Optional[bool], typer.Option(
+        "--per-node/--no-per-node", help="Try the per-node recipes (sensitive_<k>) first (default: the folder's "
+                                         "export.int8_per_node)")] = None,
 ) -> None:
     """(Re-)export a transformer folder to ONNX (fused fp32 + int8, the int8 recipe chosen by its argmax agreement
     with fp32 on dev texts; none good enough: no int8) and re-record its checksums."""
@@ -243,8 +249,11 @@ def export(
                 _fail("the int8 export is checked against fp32 on labelled texts, and none were found (the folder's "
                       "training files are not here); pass --check-data FILE, or --no-quantize for fp32 only")
             texts = [normalize(ex.text) for ex in load_many(paths, FieldMap(strict=False))][:2000]
-        keep_fp32 = bool(meta.training_config.get("export", {}).get("keep_fp32_onnx", True))
-        entry = export_onnx(model, quantize=not no_quantize, check_texts=texts, keep_fp32_onnx=keep_fp32)
+        export_cfg = meta.training_config.get("export", {})
+        keep_fp32 = bool(export_cfg.get("keep_fp32_onnx", True))
+        entry = export_onnx(model, quantize=not no_quantize, check_texts=texts, keep_fp32_onnx=keep_fp32,
+                            per_node=bool(export_cfg.get("int8_per_node", False)) if per_node is None else per_node,
+                            smooth=bool(export_cfg.get("int8_smooth", False)) if smooth is None else smooth)
         update_meta(model, onnx=entry)
     except _user_errors() as exc:
         _fail(str(exc))

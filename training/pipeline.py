@@ -292,7 +292,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             meta.onnx = export_onnx(tmp, fuse=cfg.export.fuse, quantize=cfg.export.quantize,
                                     check_texts=norm["dev"], keep_fp32_onnx=cfg.export.keep_fp32_onnx,
                                     first_recipe=cfg.export.int8_first_recipe or None,
-                                    per_node=cfg.export.int8_per_node)
+                                    per_node=cfg.export.int8_per_node, smooth=cfg.export.int8_smooth)
         write_meta(tmp, meta)
 
         predictor = load_predictor(tmp)
