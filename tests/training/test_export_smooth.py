@@ -72,3 +72,22 @@ def test_export_quantises_the_smoothed_graph_and_ships_the_plain_fp32(transforme
     entry = export_onnx(folder, check_texts=_texts(mini_corpus), min_agreement=0.0)  # off unless asked
     assert "int8_smoothing" not in entry
     assert not any(n.name.endswith("_smooth") for n in onnx.load(str(folder / "model.int8.onnx")).graph.node)
+
+
+def test_export_cli_follows_the_folder_config_unless_told(transformer_model_dir, mini_corpus, tmp_path):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    folder = tmp_path / "m"
+    shutil.copytree(transformer_model_dir, folder)
+    trained_with = json.loads((folder / "model_meta.json").read_text())["training_config"]["export"]
+    assert trained_with["int8_smooth"] is True  # the default config smooths
+    for flags, smoothed in (([], True), (["--no-smooth"], False)):
+        result = CliRunner().invoke(app, ["export", "--model", str(folder), "--check-data", str(mini_corpus), *flags])
+        assert result.exit_code == 0, result.output
+        onnx_meta = json.loads((folder / "model_meta.json").read_text())["onnx"]
+        assert ("int8_smoothing" in onnx_meta) is smoothed, flags
