@@ -258,28 +258,20 @@ def sensitivity_ranking(fp32: Path, folder: Path, texts: list[str], *, limit: in
     ``DynamicQuantizeLinear`` does), weights per output channel to symmetric int8 (``per_channel=True``); the
     error is ``||Y_int8 - Y|| / ||Y||`` over the batch. One fp32 pass instead of one quantise-and-score per node;
     the recipes built from it still pass the end-to-end agreement check before one ships."""
-    import numpy as np
     import onnx
 
     model = onnx.load(str(fp32))
     nodes, mats = _weight_nodes(model)
-    wq = {}
-    for name, w in mats.items():
-        scale = np.maximum(np.abs(w).max(axis=0, keepdims=True), 1e-12) / 127.0
-        wq[name] = np.clip(np.round(w / scale), -127, 127) * scale
+    wq = {name: _weight_sim(w) for name, w in mats.items()}
     err = {n.name: 0.0 for n in nodes}
     norm = {n.name: 0.0 for n in nodes}
 
     def visit(node, x, keep):
         # the range is taken over the whole batch tensor, padding included, as DynamicQuantizeLinear does
-        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
-        scale = (hi - lo) / 255.0 or 1.0
-        zero = np.round(-lo / scale)
-        xq = (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
+        yq, y = _quant_sim(x, wq[node.name]), x @ mats[node.name]
         if keep is not None:  # padding rows' outputs are masked anyway
-            x, xq = x[keep], xq[keep]
-        y = x @ mats[node.name]
-        err[node.name] += float(((xq @ wq[node.name] - y) ** 2).sum())
+            yq, y = yq[keep], y[keep]
+        err[node.name] += float(((yq - y) ** 2).sum())
         norm[node.name] += float((y ** 2).sum())
 
     _capture(model, folder, texts, limit, visit)
