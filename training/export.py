@@ -311,6 +311,14 @@ def _weight_sim(w):
     return np.clip(np.round(w / scale), -127, 127) * scale
 
 
+def _copy(model):
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
+
+
 def _smooth_scales(w, amax, alpha: float):
     import numpy as np
 
@@ -343,7 +351,7 @@ def smooth_activations(fp32: Path, folder: Path, texts: list[str], out: Path, *,
     def ranges(node, x, keep):  # padding rows included: they share the tensor's dynamic range
         amax[node.name] = np.maximum(amax.get(node.name, 0.0), np.abs(x).max(axis=0))
 
-    _capture(onnx.load(str(fp32)), folder, texts, limit, ranges)
+    _capture(_copy(model), folder, texts, limit, ranges)  # (_capture adds outputs to the graph it is given)
     options = {}
     for name, w in mats.items():
         if name not in amax:
@@ -365,7 +373,7 @@ def smooth_activations(fp32: Path, folder: Path, texts: list[str], out: Path, *,
             err[node.name][i] += float(((_quant_sim(x / s, wq) - y)[rows] ** 2).sum())
         norm[node.name] += float((y[rows] ** 2).sum())
 
-    _capture(onnx.load(str(fp32)), folder, texts, limit, errors)
+    _capture(_copy(model), folder, texts, limit, errors)
     chosen, before, after = {}, [], []
     for name in options:
         e = (err[name] / max(norm[name], 1e-12)) ** 0.5

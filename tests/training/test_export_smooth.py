@@ -22,7 +22,12 @@ def _logits(folder, name, texts):
     predictor = OnnxPredictor(folder, meta, quantized=False)
     out = []
     run = predictor._run
-    predictor._run = lambda ids, mask: out.append(run(ids, mask)) or out[-1]
+
+    def recording(ids, mask):
+        out.append(run(ids, mask))
+        return out[-1]
+
+    predictor._run = recording
     predictor.predict_proba(texts, normalized=True)
     return np.concatenate(out)
 
