@@ -100,3 +100,26 @@ def test_recombined_training_pairs_come_from_training_pairs_only():
     written = {(r["context"], r["text"]) for r in train}
     assert not {(r["context"], r["text"]) for r in rows} & written, "a recombined pair repeats a written one"
     assert all(r["pattern"] == f"{r['context_label']}->{r['label']}" for r in rows)
+
+
+def test_second_round_pairs_share_no_text_with_dev_or_test_pairs():
+    """data/written/context2.py: round-2 pairs are training only, agreed by two annotators, and none of their replies
+    or parents is a dev or test reply or parent (case and spacing folded)."""
+    import re
+
+    path = LABELED / "train.context2.jsonl"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run python data/written/context2.py build")
+    rows = read(path)
+
+    def fold(text):
+        return re.sub(r"\s+", " ", text).strip().casefold()
+
+    held = {fold(t) for split in ("dev", "test") for r in read(LABELED / f"{split}.context.jsonl")
+            for t in (r["text"], r.get("context") or "")}
+    assert rows and not {fold(t) for r in rows for t in (r["text"], r["context"])} & held
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert all(r["id"].startswith("ctx2-") and r["pattern"] == f"{r['context_label']}->{r['label']}" for r in rows)
+    second = {r["id"]: r["label"] for p in (ROOT / "data" / "written" / "labels").glob("context2_second.*.jsonl")
+              for r in read(p)}
+    assert all(second.get(r["id"]) == r["label"] for r in rows), "a kept pair the second annotator labelled otherwise"
