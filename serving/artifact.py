@@ -53,7 +53,8 @@ class ModelMeta(BaseModel):
     #: Whether the model was trained on (parent, reply) pairs and so reads an optional parent post per text.
     context: bool = False
     #: The linear baseline blended into a transformer's label logits (``model.linear_blend``):
-    #: {"file": a skops file in the folder, "weight": w}. None: the transformer alone.
+    #: {"file": an .npz in the folder, "weight": w, optionally "subtype_weight": the linear model's share of the
+    #: sub-type logits (its file then holds sub-type rows)}. None: the transformer alone.
     linear_blend: dict[str, Any] | None = None
     temperature: float = 1.0
     thresholds: dict[str, float] = Field(default_factory=dict)
@@ -96,6 +97,9 @@ class ModelMeta(BaseModel):
         weight = value.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < 1:
             raise ValueError(f"linear_blend.weight must be a number between 0 and 1 (exclusive), not {weight!r}")
+        sub = value.get("subtype_weight")
+        if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float)) or not 0 < sub < 1):
+            raise ValueError(f"linear_blend.subtype_weight must be a number between 0 and 1 (exclusive), not {sub!r}")
         return value
 
     def decision_settings(self) -> dict[str, Any]:

@@ -6,6 +6,11 @@ intercept, and the analyser settings). The service then scores it with numpy, sc
 MurmurHash3 as scikit-learn's ``HashingVectorizer``): importing scikit-learn and skops to serve it cost ~390 MB of
 resident memory and ~3 s of start-up (scikit-learn pulls in pandas; skops pulls in torch). ``decision_function``
 equals the scikit-learn pipeline's to float precision (``tests/training/test_linear_blend.py``).
+
+Optionally the file also holds **sub-type rows** (``sub_coef``, ``sub_intercept``; ``model.subtype_blend``): per label,
+a logistic regression over that label's sub-types on the same features, stacked in ``labels.subtype_names`` order
+and stored in float16 (21 rows of 2^19 features: 22 MB instead of 88), so ``decisions`` gives the label and sub-type
+decision values from one feature pass.
 """
 
 from __future__ import annotations
@@ -21,9 +26,14 @@ _WHITE = re.compile(r"\s\s+")  # scikit-learn's char_wb preprocessing
 
 class LinearArrays:
     def __init__(self, word_idf: np.ndarray, char_idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
-                 word_ngrams: tuple[int, int], char_ngrams: tuple[int, int], token_pattern: str):
+                 word_ngrams: tuple[int, int], char_ngrams: tuple[int, int], token_pattern: str,
+                 sub_coef: np.ndarray | None = None, sub_intercept: np.ndarray | None = None):
         self.word_idf, self.char_idf = word_idf, char_idf
         self.coef, self.intercept = coef, intercept
+        self.sub_coef, self.sub_intercept = sub_coef, sub_intercept
+        # float32, features x sub-types, made once (a sparse row block times it per call): 44 MB in memory
+        self._sub_t = (np.ascontiguousarray(np.asarray(sub_coef, dtype=np.float32).T) if sub_coef is not None
+                       else None)
         self.word_ngrams, self.char_ngrams = tuple(int(v) for v in word_ngrams), tuple(int(v) for v in char_ngrams)
         self.token_pattern = token_pattern
         self._token = re.compile(token_pattern)
@@ -47,11 +57,18 @@ class LinearArrays:
                    np.asarray(clf.coef_, dtype=np.float64), np.asarray(clf.intercept_, dtype=np.float64),
                    hw.ngram_range, hc.ngram_range, hw.token_pattern)
 
+    def with_subtypes(self, sub_coef: np.ndarray, sub_intercept: np.ndarray) -> "LinearArrays":
+        """A copy that also holds sub-type rows (``training.baseline.fit_subtypes``), weights in float16."""
+        return LinearArrays(self.word_idf, self.char_idf, self.coef, self.intercept, self.word_ngrams,
+                            self.char_ngrams, self.token_pattern, np.asarray(sub_coef, dtype=np.float16),
+                            np.asarray(sub_intercept, dtype=np.float64))
+
     def save(self, path: Path) -> None:
+        subs = ({"sub_coef": self.sub_coef, "sub_intercept": self.sub_intercept} if self.sub_coef is not None else {})
         with open(path, "wb") as fh:  # a file object: np.savez would otherwise append ".npz" to the name
             np.savez(fh, word_idf=self.word_idf, char_idf=self.char_idf, coef=self.coef, intercept=self.intercept,
                      word_ngrams=np.asarray(self.word_ngrams), char_ngrams=np.asarray(self.char_ngrams),
-                     token_pattern=np.asarray(self.token_pattern))
+                     token_pattern=np.asarray(self.token_pattern), **subs)
 
     @classmethod
     def load(cls, path: Path) -> "LinearArrays":
@@ -59,8 +76,9 @@ class LinearArrays:
 
         try:
             with np.load(path, allow_pickle=False) as z:
+                subs = (z["sub_coef"], z["sub_intercept"]) if "sub_coef" in z.files else (None, None)
                 return cls(z["word_idf"], z["char_idf"], z["coef"], z["intercept"], tuple(z["word_ngrams"]),
-                           tuple(z["char_ngrams"]), str(z["token_pattern"]))
+                           tuple(z["char_ngrams"]), str(z["token_pattern"]), *subs)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelFolderError(f"{path} is not the arrays of a blended linear model ({exc}); retrain the "
                                    "folder with this version of Counterpoint.") from exc
@@ -107,12 +125,26 @@ class LinearArrays:
         norms[norms == 0] = 1.0
         return sparse.diags(1.0 / norms) @ counts
 
-    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        """Per text, the logistic regression's decision value for each label (``LABELS`` order)."""
+    def features(self, texts: Sequence[str]):
+        """The TF-IDF rows (scipy CSR) of ``texts``: word branch, then char branch."""
         from scipy import sparse
 
+        return sparse.hstack([self._branch(self._word_grams, texts, self.word_idf),
+                              self._branch(self._char_grams, texts, self.char_idf)]).tocsr()
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text, the logistic regression's decision value for each label (``LABELS`` order)."""
+        return self.decisions(texts)[0]
+
+    def decisions(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Label decision values and, where the file holds sub-type rows, sub-type decision values (the columns of
+        ``labels.subtype_names``), from one pass over the features."""
+        subs = self.sub_coef is not None
         if not len(texts):
-            return np.zeros((0, len(self.intercept)))
-        x = sparse.hstack([self._branch(self._word_grams, texts, self.word_idf),
-                           self._branch(self._char_grams, texts, self.char_idf)]).tocsr()
-        return np.asarray(x @ self.coef.T) + self.intercept
+            return (np.zeros((0, len(self.intercept))),
+                    np.zeros((0, len(self.sub_intercept))) if subs else None)
+        x = self.features(texts)
+        labels = np.asarray(x @ self.coef.T) + self.intercept
+        if not subs:
+            return labels, None
+        return labels, np.asarray(x @ self._sub_t, dtype=np.float64) + self.sub_intercept

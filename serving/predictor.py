@@ -363,7 +363,7 @@ class _TransformerBase(_Base):
         self.max_length = int(meta.max_length or 128)
         self.stride = int(meta.window_stride or max(1, self.max_length - 2 - 32))
         self.batch_size = batch_size
-        self.blend, self.blend_weight = None, 0.0
+        self.blend, self.blend_weight, self.subtype_blend_weight = None, 0.0, 0.0
         if meta.linear_blend:  # the linear baseline's share of the label logits (``blend_logits``)
             from serving.linear_arrays import LinearArrays
 
@@ -373,26 +373,38 @@ class _TransformerBase(_Base):
                                        "the folder.")
             self.blend = LinearArrays.load(path)
             self.blend_weight = float(meta.linear_blend["weight"])
+            self.subtype_blend_weight = float(meta.linear_blend.get("subtype_weight") or 0.0)
+            if self.subtype_blend_weight and self.blend.sub_coef is None:
+                raise ModelFolderError(f"{path} holds no sub-type rows, but model_meta.json linear_blend.subtype_weight "
+                                       "asks for them; retrain the folder.")
 
     def blend_logits(self, logits: np.ndarray, owner: Sequence[int], texts: Sequence[str],
                      parents: Sequence[object] | None = None) -> np.ndarray:
         """Window logits with the linear baseline's share (``meta.linear_blend``, weight w): each window's label
         logits become (1 - w) x its own + w x the linear model's decision values for its (normalised) text. A text
         read with a parent post (a truthy ``parents[i]``) keeps the transformer's logits: the linear model reads no
-        parent. Sub-type columns are left as they are. Without a blend, ``logits`` itself."""
+        parent. Sub-type columns likewise with ``linear_blend.subtype_weight`` where the folder has one (the linear
+        model's own sub-type regressions), else left as they are. Without a blend, ``logits`` itself."""
         if self.blend is None or not len(logits):
             return logits
         alone = [i for i in range(len(texts)) if not parents or not parents[i]]
         if not alone:
             return logits
         n = len(L.LABELS)
+        ws = self.subtype_blend_weight if logits.shape[1] > n else 0.0
+        labels, subs = self.blend.decisions([texts[i] for i in alone]) if ws else (
+            self.blend.decision_function([texts[i] for i in alone]), None)
         decision = np.zeros((len(texts), n), dtype=np.float64)
-        decision[alone] = np.asarray(self.blend.decision_function([texts[i] for i in alone]), dtype=np.float64)
+        decision[alone] = np.asarray(labels, dtype=np.float64)
         owner = np.asarray(owner, dtype=np.int64)
         rows = np.isin(owner, alone)
         out = np.array(logits, dtype=np.float64, copy=True)
         w = self.blend_weight
         out[rows, :n] = (1 - w) * out[rows, :n] + w * decision[owner[rows]]
+        if ws:
+            sub = np.zeros((len(texts), subs.shape[1]), dtype=np.float64)
+            sub[alone] = subs
+            out[rows, n:] = (1 - ws) * out[rows, n:] + ws * sub[owner[rows]]
         return out
 
     def _starts(self, n_tokens: int, span: int | None = None) -> list[int]:

@@ -51,3 +51,27 @@ def fit(cfg, texts: list[str], label_ids: list[int], *, class_weighting: bool = 
     pipe.fit(texts, y, **({"clf__sample_weight": np.asarray(sample_weight, dtype=np.float64)}
                           if sample_weight is not None else {}))
     return pipe
+
+
+def fit_subtypes(cfg, x, label_ids: list[int], subtypes: list[str | None], *, seed: int = 13
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-type rows on the linear model's features ``x`` (the fitted pipeline's ``features`` step, or
+    ``LinearArrays.features``; ``model.subtype_blend``): per label, a multinomial logistic regression over that
+    label's sub-types on the rows of that label whose ``subtypes[i]`` is one of them. Returns coefficients (one row
+    per ``labels.subtype_names()`` entry) and intercepts; a sub-type without training rows gets zero weights and an
+    intercept of -30, so it is never chosen."""
+    names = L.subtype_names()
+    coef = np.zeros((len(names), x.shape[1]))
+    intercept = np.full(len(names), -30.0)
+    for lid, label in enumerate(L.LABELS):
+        rows = [i for i, (y, s) in enumerate(zip(label_ids, subtypes)) if y == lid and s in L.SUBTYPES[label]]
+        classes = sorted({subtypes[i] for i in rows})
+        if len(classes) < 2:
+            continue
+        clf = LogisticRegression(C=cfg.C, max_iter=2000, random_state=seed).fit(x[rows], [subtypes[i] for i in rows])
+        w, b = clf.coef_, clf.intercept_
+        if len(classes) == 2:  # scikit-learn gives one row for two classes: as softmax logits, [0, w]
+            w, b = np.vstack([np.zeros_like(w), w]), np.concatenate([[0.0], b])
+        for k, name in enumerate(clf.classes_):
+            coef[names.index(name)], intercept[names.index(name)] = w[k], b[k]
+    return coef, intercept

@@ -46,6 +46,9 @@ class ModelSection(_Section):
     #: logits + w x the linear model's decision values (texts read with a parent post keep the transformer's own).
     #: Calibration and profiles are fitted on the blended scores. serving/predictor.py, ``blend_logits``.
     linear_blend: float = Field(0.0, ge=0.0, lt=1.0)
+    #: With a linear blend and a sub-type head: the linear model's share of the sub-type logits too (its own per-label
+    #: sub-type regressions on the same TF-IDF features). 0 = the transformer's sub-type rows alone.
+    subtype_blend: float = Field(0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "ModelSection":

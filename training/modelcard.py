@@ -56,6 +56,8 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
         f"- Model kind: `{meta.kind}`" + (f", fine-tuned from `{meta.base_model}`" if meta.base_model else "")
         + (f"; the linear TF-IDF baseline (`{meta.linear_blend['file']}`, fitted on the same training rows) holds a "
            f"{meta.linear_blend['weight']:g} share of the label logits of texts without a parent post"
+           + (f" and a {meta.linear_blend['subtype_weight']:g} share of their sub-type logits (its own sub-type "
+              "regressions)" if meta.linear_blend.get("subtype_weight") else "")
            if meta.linear_blend else ""),
         f"- Label schema v{meta.label_schema_version}, text normaliser v{meta.normaliser_version}",
         f"- Created {meta.created_at}; model sha256 `{meta.sha256()}`", "",

@@ -132,28 +132,93 @@ def _real_weights(cfg: TrainConfig, examples: list[Example]) -> list[float]:
 
 
 def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: list[str], labels: list[int],
-               parents: list[str | None] | None, log) -> dict:
+               parents: list[str | None] | None, log, with_subtypes: bool = False) -> dict:
     """The linear baseline blended into the transformer's label logits (``model.linear_blend``): fitted on the
     training rows the transformer saw (rewrites included; real posts weighted as in the fine-tune), except replies
-    read with a parent, whose label depends on a parent the linear model does not read. Saved in ``folder``."""
+    read with a parent, whose label depends on a parent the linear model does not read. Saved in ``folder``.
+    ``with_subtypes`` (a model with a sub-type head) and ``model.subtype_blend``: sub-type rows on the same features
+    (``training.baseline.fit_subtypes``) go into the same file."""
     from serving.linear_arrays import LinearArrays
-    from training.baseline import fit
+    from training.baseline import fit, fit_subtypes
 
     started = time.time()
     keep = [i for i in range(len(texts)) if not parents or not parents[i]]
     weights = _real_weights(cfg, [examples[i] for i in keep])
     pipe = fit(cfg.linear, [texts[i] for i in keep], [labels[i] for i in keep],
                class_weighting=cfg.train.class_weighting, seed=cfg.train.seed, sample_weight=weights)
-    LinearArrays.from_pipeline(pipe).save(folder / BLEND_FILE)  # served without scikit-learn (its arrays only)
+    arrays = LinearArrays.from_pipeline(pipe)
+    out = {"file": BLEND_FILE, "weight": cfg.model.linear_blend, "rows": len(keep)}
+    if with_subtypes and cfg.model.subtype_blend > 0:
+        subs = _blend_subtypes(examples, labels, keep)
+        x = pipe.named_steps["features"].transform([texts[i] for i in keep])
+        coef, intercept = fit_subtypes(cfg.linear, x, [labels[i] for i in keep], subs, seed=cfg.train.seed)
+        arrays = arrays.with_subtypes(coef, intercept)
+        out.update(subtype_weight=cfg.model.subtype_blend, subtype_rows=sum(s is not None for s in subs))
+    arrays.save(folder / BLEND_FILE)  # served without scikit-learn (its arrays only)
     log(f"linear blend: TF-IDF baseline fitted on {len(keep)} training rows in {time.time() - started:.0f}s, "
-        f"weight {cfg.model.linear_blend}")
-    return {"file": BLEND_FILE, "weight": cfg.model.linear_blend, "rows": len(keep)}
+        f"weight {cfg.model.linear_blend}" + (f", sub-type weight {cfg.model.subtype_blend}"
+                                              if "subtype_weight" in out else ""))
+    return out
 
 
 def _version(cfg: TrainConfig) -> str:
     if cfg.output.version != "auto":
         return cfg.output.version
     return datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S")
+
+
+def _training_texts(cfg: TrainConfig, rows: list[Example], log) -> list[str]:
+    """The normalised training texts as the model sees them: with ``train.augment``, a seeded share rewritten
+    (training/augment.py), so the same config gives the same texts."""
+    if cfg.train.augment <= 0:
+        return [normalize(ex.text) for ex in rows]
+    from training.augment import augment
+
+    texts, changed = augment([ex.text for ex in rows], [ex.lang for ex in rows], cfg.train.augment, cfg.train.seed)
+    log(f"augmentation: {sum(changed.values())} of {len(texts)} training rows rewritten ("
+        + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")")
+    return [normalize(t) for t in texts]
+
+
+def add_subtype_blend(folder: Path, weight: float, *, log=print) -> dict:
+    """Give a trained folder the linear model's sub-type rows (``model.subtype_blend``) without retraining: the
+    training rows are rebuilt from the folder's own training config exactly as ``train`` built them (files,
+    rewrites, replies read alone), the sub-type regressions fitted on the folder's linear features (its label rows
+    stay as they are), and ``model_meta.json`` records ``linear_blend.subtype_weight`` (a new model identity).
+    Needs a transformer folder with a sub-type head and a linear blend."""
+    from serving.artifact import ModelFolderError, read_meta
+    from serving.linear_arrays import LinearArrays
+    from training.baseline import fit_subtypes
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    if not meta.linear_blend or not meta.subtypes:
+        raise ModelFolderError(f"{folder} has no linear blend or no sub-type head (model.linear_blend, "
+                               "train.subtype_weight); the sub-type blend needs both")
+    if not 0 < weight < 1:
+        raise ValueError(f"the sub-type weight must be between 0 and 1 (exclusive), not {weight}")
+    cfg = TrainConfig.model_validate(meta.training_config)
+    splits = load_splits(cfg)
+    texts = _training_texts(cfg, splits["train"], log)
+    parents, labels, _ = training_inputs(splits["train"], texts, cfg, reads_context=True, subtypes=True)
+    path = folder / meta.linear_blend["file"]
+    arrays = LinearArrays.load(path)
+    keep = [i for i in range(len(texts)) if not parents or not parents[i]]
+    subs = _blend_subtypes(splits["train"], labels, keep)
+    coef, intercept = fit_subtypes(cfg.linear, arrays.features([texts[i] for i in keep]),
+                                   [labels[i] for i in keep], subs, seed=cfg.train.seed)
+    arrays.with_subtypes(coef, intercept).save(path)
+    blend = {**meta.linear_blend, "subtype_weight": weight, "subtype_rows": sum(s is not None for s in subs)}
+    write_meta(folder, meta.model_copy(update={"linear_blend": blend}))
+    log(f"{folder}: linear sub-type rows fitted on {blend['subtype_rows']} training rows, weight {weight}")
+    return blend
+
+
+def _blend_subtypes(examples: list[Example], labels: list[int], keep: list[int]) -> list[str | None]:
+    """The sub-type each kept row teaches the linear model; as for the fine-tune, a reply read alone whose label
+    then changes teaches none."""
+    return [L.subtype_of(examples[i].label, examples[i].kind) if L.ID2LABEL[labels[i]] == examples[i].label
+            else None for i in keep]
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = False) -> Path:
@@ -166,14 +231,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
     counts = {name: len(rows) for name, rows in splits.items()}
     log(f"data: {counts['train']} train, {counts['dev']} dev, {counts['test']} test rows")
     norm = {name: [normalize(ex.text) for ex in rows] for name, rows in splits.items()}
-    if cfg.train.augment > 0:  # surface rewrites of a share of the training rows (training/augment.py)
-        from training.augment import augment
-
-        texts, changed = augment([ex.text for ex in splits["train"]], [ex.lang for ex in splits["train"]],
-                                 cfg.train.augment, cfg.train.seed)
-        norm["train"] = [normalize(t) for t in texts]
-        log(f"augmentation: {sum(changed.values())} of {len(texts)} training rows rewritten ("
-            + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")")
+    norm["train"] = _training_texts(cfg, splits["train"], log)
     ys = {name: np.asarray([ex.label_id for ex in rows]) for name, rows in splits.items()}
     transformer = cfg.model.kind == "transformer"
     with_head = transformer and cfg.train.subtype_weight > 0
@@ -261,7 +319,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             res.tokenizer.save_pretrained(tmp)
             _drop_tokenizer_padding(tmp / "tokenizer.json")
             if cfg.model.linear_blend > 0:
-                blend = _fit_blend(cfg, tmp, splits["train"], norm["train"], train_y, train_ctx, log)
+                blend = _fit_blend(cfg, tmp, splits["train"], norm["train"], train_y, train_ctx, log,
+                                   with_subtypes=with_head)
         if cfg.model.kind == "linear" or not cfg.export.onnx:
             cal = calibrate(dev_logits, ys["dev"], temperature=cfg.calibration.temperature,
                             thresholds=cfg.calibration.thresholds)

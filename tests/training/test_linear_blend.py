@@ -17,6 +17,7 @@ PARENT = "These people are filth and should be driven out of our country, every 
 TEXTS = ["Exactly, they all deserve it.", "The match was washed out by rain again in Lahore.",
          "Those who spread hate in the name of faith do not speak for us."]
 WEIGHT = 0.4
+SUB_WEIGHT = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def blend_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "blend"
     cfg = tiny_config(out, 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=4", "train.epochs=1",
                       "train.batch_size=8", "train.subtype_weight=0.5", "train.subtype_refit=false",
-                      f"model.linear_blend={WEIGHT}")
+                      f"model.linear_blend={WEIGHT}", f"model.subtype_blend={SUB_WEIGHT}")
     cfg.data.train = [str(MINI_CORPUS), str(PAIRS)]
     return train(cfg, progress=False, log=lambda m: None)
 
@@ -79,7 +80,8 @@ def test_the_service_and_batch_paths_score_as_predict_does(blend_dir, tmp_path):
     parents = [PARENT, None, None]
     expected = predictor.predict(TEXTS, contexts=parents)
     with serve(predictor) as client:
-        assert client.get("/v1/info").json()["model"]["linear_blend"] == WEIGHT
+        info = client.get("/v1/info").json()["model"]
+        assert info["linear_blend"] == WEIGHT and info["subtype_blend"] == SUB_WEIGHT
         r = client.post("/v1/classify", json={"texts": TEXTS, "contexts": parents})
         assert r.status_code == 200, r.text
     for res, exp in zip(r.json()["results"], expected):
@@ -183,3 +185,60 @@ def test_arrays_that_are_not_a_blend_are_a_model_folder_error(tmp_path):
     for name in ("text.npz", "other.npz", "missing.npz"):
         with pytest.raises(ModelFolderError, match="retrain"):
             LinearArrays.load(tmp_path / name)
+
+
+def _sub_columns(predictor, texts, parents):
+    """The transformer's own sub-type logits and the linear model's sub-type decision values, one window a text."""
+    from serving.text import normalize
+
+    norm = [normalize(t) for t in texts]
+    windows, owner = predictor.windows(norm, [None if p is None else normalize(p) for p in parents])
+    assert owner == list(range(len(texts)))
+    return predictor.score_windows(windows)[:, len(L.LABELS):], predictor.blend.decisions(norm)[1]
+
+
+def test_the_linear_sub_type_rows_are_blended_into_texts_without_a_parent(blend_dir):
+    from serving.artifact import load_meta
+    from serving.predictor import load_predictor
+
+    meta = load_meta(blend_dir)
+    assert meta.linear_blend["subtype_weight"] == SUB_WEIGHT and meta.linear_blend["subtype_rows"] > 0
+    predictor = load_predictor(blend_dir, "torch")
+    sub = predictor.blend.sub_coef
+    assert sub is not None and sub.dtype == np.float16 and sub.shape[0] == len(L.subtype_names())
+    parents = [PARENT, None, None]
+    z, d = _sub_columns(predictor, TEXTS, parents)
+    got = predictor.scores(TEXTS, contexts=parents)[1]
+    np.testing.assert_allclose(got[1:], (1 - SUB_WEIGHT) * z[1:] + SUB_WEIGHT * d[1:], atol=1e-5)
+    np.testing.assert_allclose(got[0], z[0], atol=1e-5)  # with a parent: the transformer's own sub-types
+    assert np.abs(got[1:] - z[1:]).max() > 1e-3
+    # a sub-type the training rows never taught (the tiny corpus lacks some) gets no weights and is never chosen
+    untaught = predictor.blend.sub_intercept <= -30
+    assert untaught.any() and not untaught.all()
+    assert not predictor.blend.sub_coef[untaught].any() and (d[:, untaught] == -30).all()
+
+
+def test_a_trained_folder_gets_the_same_sub_type_rows_afterwards(blend_dir, tmp_path):
+    """``add_subtype_blend`` rebuilds the training rows as ``train`` did (files, rewrites, replies read alone), so
+    a folder trained without the sub-type blend gets exactly the rows a training with it writes; labels unchanged."""
+    from serving.artifact import load_meta
+    from serving.linear_arrays import LinearArrays
+    from serving.predictor import load_predictor
+    from training.pipeline import add_subtype_blend
+
+    copy = tmp_path / "copy"
+    shutil.copytree(blend_dir, copy)
+    meta = json.loads((copy / "model_meta.json").read_text())
+    before = load_predictor(copy, "torch").predict_proba(TEXTS)
+    add_subtype_blend(copy, 0.3, log=lambda m: None)
+    assert load_meta(copy).linear_blend["subtype_weight"] == 0.3  # files re-hashed: it loads, verified
+    np.testing.assert_array_equal(LinearArrays.load(copy / "linear_blend.npz").sub_coef,
+                                  LinearArrays.load(blend_dir / "linear_blend.npz").sub_coef)
+    np.testing.assert_allclose(load_predictor(copy, "torch").predict_proba(TEXTS), before, atol=1e-9)
+    assert load_meta(copy).sha256() != load_meta(blend_dir).sha256()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        add_subtype_blend(copy, 1.0, log=lambda m: None)
+    meta["linear_blend"]["subtype_weight"] = 2
+    (copy / "model_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="subtype_weight"):
+        load_meta(copy)
