@@ -209,7 +209,14 @@ def add_subtype_blend(folder: Path, weight: float, *, log=print) -> dict:
                                    [labels[i] for i in keep], subs, seed=cfg.train.seed)
     arrays.with_subtypes(coef, intercept).save(path)
     blend = {**meta.linear_blend, "subtype_weight": weight, "subtype_rows": sum(s is not None for s in subs)}
-    write_meta(folder, meta.model_copy(update={"linear_blend": blend}))
+    meta = write_meta(folder, meta.model_copy(update={"linear_blend": blend}))
+    # The card names the new identity; the training's sub-type figures predate the blend, so they are left out
+    # (`counterpoint evaluate` measures them again).
+    result_file = folder / "eval" / "metrics.json"
+    result = json.loads(result_file.read_text(encoding="utf-8")) if result_file.is_file() else None
+    for d in ((result or {}).get("datasets") or {}).values():
+        d.pop("subtypes", None)
+    write_model_card(folder, meta, result)
     log(f"{folder}: linear sub-type rows fitted on {blend['subtype_rows']} training rows, weight {weight}")
     return blend
 
