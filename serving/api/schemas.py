@@ -85,6 +85,9 @@ class ModelInfo(ModelRef):
     linear_blend: float | None = Field(None, description="The linear baseline's share of the label logits (texts "
                                                          "without a parent), or null when the transformer scores "
                                                          "alone.")
+    subtype_blend: float | None = Field(None, description="The linear model's share of the sub-type logits (texts "
+                                                          "without a parent), or null when the transformer's "
+                                                          "sub-type outputs are served alone.")
 
 
 class LabelsInfo(BaseModel):

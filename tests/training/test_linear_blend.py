@@ -236,6 +236,8 @@ def test_a_trained_folder_gets_the_same_sub_type_rows_afterwards(blend_dir, tmp_
                                   LinearArrays.load(blend_dir / "linear_blend.npz").sub_coef)
     np.testing.assert_allclose(load_predictor(copy, "torch").predict_proba(TEXTS), before, atol=1e-9)
     assert load_meta(copy).sha256() != load_meta(blend_dir).sha256()
+    card = (copy / "README.md").read_text()
+    assert load_meta(copy).sha256() in card and "0.3 share of their sub-type logits" in card
     with pytest.raises(ValueError, match="between 0 and 1"):
         add_subtype_blend(copy, 1.0, log=lambda m: None)
     meta["linear_blend"]["subtype_weight"] = 2
