@@ -30,8 +30,9 @@ class LinearArrays:
                  sub_coef: np.ndarray | None = None, sub_intercept: np.ndarray | None = None):
         self.word_idf, self.char_idf = word_idf, char_idf
         self.coef, self.intercept = coef, intercept
-        self.sub_coef, self.sub_intercept = sub_coef, sub_intercept
-        # float32, features x sub-types, made once (a sparse row block times it per call): 44 MB in memory
+        self.sub_intercept = sub_intercept
+        # Held once, as float32 features x sub-types (what a sparse row block is multiplied by): 44 MB in memory;
+        # ``sub_coef`` gives the stored float16 rows back.
         self._sub_t = (np.ascontiguousarray(np.asarray(sub_coef, dtype=np.float32).T) if sub_coef is not None
                        else None)
         self.word_ngrams, self.char_ngrams = tuple(int(v) for v in word_ngrams), tuple(int(v) for v in char_ngrams)
@@ -57,6 +58,11 @@ class LinearArrays:
                    np.asarray(clf.coef_, dtype=np.float64), np.asarray(clf.intercept_, dtype=np.float64),
                    hw.ngram_range, hc.ngram_range, hw.token_pattern)
 
+    @property
+    def sub_coef(self) -> np.ndarray | None:
+        """The sub-type rows as stored (float16, one row per sub-type), or None."""
+        return None if self._sub_t is None else self._sub_t.T.astype(np.float16)
+
     def with_subtypes(self, sub_coef: np.ndarray, sub_intercept: np.ndarray) -> "LinearArrays":
         """A copy that also holds sub-type rows (``training.baseline.fit_subtypes``), weights in float16."""
         return LinearArrays(self.word_idf, self.char_idf, self.coef, self.intercept, self.word_ngrams,
@@ -64,7 +70,7 @@ class LinearArrays:
                             np.asarray(sub_intercept, dtype=np.float64))
 
     def save(self, path: Path) -> None:
-        subs = ({"sub_coef": self.sub_coef, "sub_intercept": self.sub_intercept} if self.sub_coef is not None else {})
+        subs = ({"sub_coef": self.sub_coef, "sub_intercept": self.sub_intercept} if self._sub_t is not None else {})
         with open(path, "wb") as fh:  # a file object: np.savez would otherwise append ".npz" to the name
             np.savez(fh, word_idf=self.word_idf, char_idf=self.char_idf, coef=self.coef, intercept=self.intercept,
                      word_ngrams=np.asarray(self.word_ngrams), char_ngrams=np.asarray(self.char_ngrams),
@@ -139,7 +145,7 @@ class LinearArrays:
     def decisions(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Label decision values and, where the file holds sub-type rows, sub-type decision values (the columns of
         ``labels.subtype_names``), from one pass over the features."""
-        subs = self.sub_coef is not None
+        subs = self._sub_t is not None
         if not len(texts):
             return (np.zeros((0, len(self.intercept))),
                     np.zeros((0, len(self.sub_intercept))) if subs else None)

@@ -374,7 +374,7 @@ class _TransformerBase(_Base):
             self.blend = LinearArrays.load(path)
             self.blend_weight = float(meta.linear_blend["weight"])
             self.subtype_blend_weight = float(meta.linear_blend.get("subtype_weight") or 0.0)
-            if self.subtype_blend_weight and self.blend.sub_coef is None:
+            if self.subtype_blend_weight and self.blend.sub_intercept is None:
                 raise ModelFolderError(f"{path} holds no sub-type rows, but model_meta.json linear_blend.subtype_weight "
                                        "asks for them; retrain the folder.")
 
