@@ -3,9 +3,9 @@
     python bench/subtype_blend.py --model models/default [--weights 0,0.2,0.3,0.4,0.5,0.6,0.7]
 
 Copies the folder, gives the copy the linear sub-type rows (``training.pipeline.add_subtype_blend``: the folder's own
-training rows, its linear features), scores every file once with the transformer's sub-type logits alone and once
-with the linear model's alone, and prints the sub-type accuracy of each mix (the label as served, balanced profile; a
-wrong label counts as a wrong sub-type; in brackets where the label is right). Choose on the dev files, report test.
+training rows, its linear features), scores every file once with the transformer and once with the linear model's
+sub-type rows, and prints the sub-type accuracy of each mix (the label as served, balanced profile; a wrong label
+counts as a wrong sub-type; in brackets where the label is right). Choose on the dev files, report test.
 The label scores do not depend on the weight. Replies with a parent keep the transformer's sub-type, as served.
 """
 
@@ -33,7 +33,10 @@ def main() -> None:
     parser.add_argument("--data", action="append", help="files to score (default: written and real dev and test)")
     args = parser.parse_args()
 
+    import numpy as np
+
     from serving.predictor import decide, load_predictor
+    from serving.text import normalize
     from serving.profiles import default_profile_name, profiles_of
     from training.data import load_examples
     from training.evaluate import _score, subtype_metrics
@@ -56,8 +59,13 @@ def main() -> None:
             ctx = ctx if any(ctx) else None
             pred.subtype_blend_weight = 0.0
             probs, model_subs = _score(pred, texts, ctx, 256)
-            pred.subtype_blend_weight = 1.0
-            _, linear_subs = _score(pred, texts, ctx, 256)
+            # the served mix adds the text's linear values to its deciding window's (chosen by the label scores,
+            # which the weight does not move), so one transformer pass serves every weight; a reply with a parent
+            # keeps the transformer's own
+            linear_subs = pred.blend.decisions([normalize(t) for t in texts])[1]
+            if ctx is not None:
+                with_parent = np.asarray([c is not None for c in ctx])
+                linear_subs[with_parent] = model_subs[with_parent]
             rows[Path(path).name] = (examples, decide(probs, thresholds), model_subs, linear_subs)
     print(f"sub-type accuracy, served label ({name} profile); in brackets where the label is right")
     print("weight  " + "  ".join(f"{k:>22s}" for k in rows))
