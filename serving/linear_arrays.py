@@ -2,9 +2,10 @@
 
 The training pipeline fits ``training.baseline``'s TF-IDF logistic regression (hashed word and ``char_wb`` n-grams,
 sublinear tf, idf, l2 per branch) and saves its numbers here as one ``.npz`` (idf per branch, coefficients,
-intercept, and the analyser settings). The service then scores it with numpy, scipy.sparse and ``mmh3`` (the same
-MurmurHash3 as scikit-learn's ``HashingVectorizer``): importing scikit-learn and skops to serve it cost ~390 MB of
-resident memory and ~3 s of start-up (scikit-learn pulls in pandas; skops pulls in torch). ``decision_function``
+intercept, and the analyser settings). The service then scores it with numpy and ``mmh3`` (the same MurmurHash3 as
+scikit-learn's ``HashingVectorizer``), each text as its few hundred hashed feature indices and values: importing
+scikit-learn and skops to serve it cost ~390 MB of resident memory and ~3 s of start-up (scikit-learn pulls in
+pandas; skops pulls in torch). ``decision_function``
 equals the scikit-learn pipeline's to float precision (``tests/training/test_linear_blend.py``).
 
 Optionally the file also holds **sub-type rows** (``sub_coef``, ``sub_intercept``; ``model.subtype_blend``): per label,
@@ -114,43 +115,58 @@ class LinearArrays:
                     break
         return out
 
-    def _branch(self, grams_of, texts: Sequence[str], idf: np.ndarray):
+    def _branch_row(self, grams: list[str], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One text's TF-IDF row in one branch: sorted feature indices and their l2-normalised values."""
         import mmh3
-        from scipy import sparse
 
         size = len(idf)
-        rows, cols = [], []
-        for r, text in enumerate(texts):
-            idx = [abs(mmh3.hash(g, 0)) % size for g in grams_of(text.lower())]
-            cols.extend(idx)
-            rows.extend([r] * len(idx))
-        counts = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(texts), size))
-        counts.sum_duplicates()
-        counts.data = (np.log(counts.data) + 1.0) * idf[counts.indices]
-        norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        return sparse.diags(1.0 / norms) @ counts
+        if not grams:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        hashed = np.fromiter((mmh3.hash(g, 0) for g in grams), dtype=np.int64, count=len(grams))
+        idx, counts = np.unique(np.abs(hashed) % size, return_counts=True)
+        values = (np.log(counts) + 1.0) * idf[idx]
+        norm = np.sqrt(values @ values)
+        return idx, values / norm if norm else values
+
+    def rows(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text, its TF-IDF row as (sorted indices, values): word branch, then char branch (offset by the word
+        branch's size), as ``features`` lays them out."""
+        size = len(self.word_idf)
+        out = []
+        for text in texts:
+            low = text.lower()
+            wi, wv = self._branch_row(self._word_grams(low), self.word_idf)
+            ci, cv = self._branch_row(self._char_grams(low), self.char_idf)
+            out.append((np.concatenate([wi, ci + size]), np.concatenate([wv, cv])))
+        return out
 
     def features(self, texts: Sequence[str]):
         """The TF-IDF rows (scipy CSR) of ``texts``: word branch, then char branch."""
         from scipy import sparse
 
-        return sparse.hstack([self._branch(self._word_grams, texts, self.word_idf),
-                              self._branch(self._char_grams, texts, self.char_idf)]).tocsr()
+        rows = self.rows(texts)
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(i) for i, _ in rows])
+        cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype=dtype))
+        return sparse.csr_matrix((cat([v for _, v in rows], np.float64), cat([i for i, _ in rows], np.int64), indptr),
+                                 shape=(len(rows), len(self.word_idf) + len(self.char_idf)))
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Per text, the logistic regression's decision value for each label (``LABELS`` order)."""
-        return self.decisions(texts)[0]
+        return self.decisions(texts, subtypes=False)[0]
 
-    def decisions(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Label decision values and, where the file holds sub-type rows, sub-type decision values (the columns of
-        ``labels.subtype_names``), from one pass over the features."""
-        subs = self._sub_t is not None
-        if not len(texts):
-            return (np.zeros((0, len(self.intercept))),
-                    np.zeros((0, len(self.sub_intercept))) if subs else None)
-        x = self.features(texts)
-        labels = np.asarray(x @ self.coef.T) + self.intercept
-        if not subs:
-            return labels, None
-        return labels, np.asarray(x @ self._sub_t, dtype=np.float64) + self.sub_intercept
+    def decisions(self, texts: Sequence[str], *, subtypes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Label decision values and, where the file holds sub-type rows (and ``subtypes``), sub-type decision values
+        (the columns of ``labels.subtype_names``), from one pass over the features.
+
+        Row by row, each a gather of the weights of the text's few hundred features: building scipy matrices cost
+        ~1 ms a call, and a sparse product with the float32 sub-type rows made scipy convert all 2^19 x 21 of them to
+        float64 on every call (16 ms, whatever the batch). Sums in float64 as before."""
+        subs = subtypes and self._sub_t is not None
+        labels = np.zeros((len(texts), len(self.intercept)))
+        sub = np.zeros((len(texts), len(self.sub_intercept))) if subs else None
+        for r, (idx, values) in enumerate(self.rows(texts)):
+            labels[r] = self.coef[:, idx] @ values
+            if subs:
+                sub[r] = values @ self._sub_t[idx]
+        return labels + self.intercept, (sub + self.sub_intercept if subs else None)

@@ -161,6 +161,17 @@ def test_the_served_arrays_score_exactly_as_the_scikit_learn_pipeline():
     arrays = LinearArrays.from_pipeline(pipe)
     np.testing.assert_allclose(arrays.decision_function(texts), pipe.decision_function(texts), atol=1e-10)
     assert arrays.decision_function([]).shape == (0, len(L.LABELS))
+    # The feature rows themselves (what the sub-type regressions are fitted on), and sub-type decision values that are
+    # exactly those rows times the stored float16 weights, summed in float64.
+    x = pipe.named_steps["features"].transform(texts)
+    assert abs(arrays.features(texts) - x).max() < 1e-12
+    rng = np.random.default_rng(0)
+    sub_coef = rng.normal(size=(5, x.shape[1])).astype(np.float16)
+    with_subs = arrays.with_subtypes(sub_coef, np.arange(5.0))
+    labels, subs = with_subs.decisions(texts)
+    np.testing.assert_allclose(labels, pipe.decision_function(texts), atol=1e-10)
+    np.testing.assert_allclose(subs, x @ sub_coef.astype(np.float64).T + np.arange(5.0), atol=1e-9)
+    assert with_subs.decisions([])[1].shape == (0, 5)
 
 
 def test_serving_a_blended_folder_imports_neither_scikit_learn_nor_torch(blend_dir):
