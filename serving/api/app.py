@@ -76,7 +76,7 @@ class Service:
     _retired: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    # A request holds its service from ``get_service`` (run in FastAPI's thread pool, hence the lock) until its
+    # A request holds its service from ``get_service`` (which a thread may call, hence the lock) until its
     # response is sent. Once retired (swapped out) a service takes no new holders, so ``users`` only falls.
     def lease(self) -> bool:
         with self._lock:
@@ -356,8 +356,18 @@ def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
-ReadyService = Annotated[Service, Depends(get_service)]
-Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
+# The dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
+# dependency per request (a tenth of the event loop's time at saturation, bench/load.py).
+async def ready_service(request: Request) -> Service:
+    return get_service(request)
+
+
+async def service_metrics(request: Request) -> ServiceMetrics:
+    return get_metrics(request)
+
+
+ReadyService = Annotated[Service, Depends(ready_service)]
+Metrics = Annotated[ServiceMetrics, Depends(service_metrics)]
 
 # -- routes -----------------------------------------------------------------------------------------------------
 v1 = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(require_api_key)])

@@ -43,8 +43,9 @@ class KeyChecker:
         return matched
 
 
-def require_api_key(request: Request,
-                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> None:
+async def require_api_key(request: Request,
+                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> None:
+    """``async``: a plain ``def`` dependency would cost a thread-pool hop on every request."""
     checker: KeyChecker = request.app.state.key_checker
     if not checker.enabled:
         return
@@ -61,11 +62,11 @@ class Forbidden(ApiError):
     status, code = 403, "forbidden"
 
 
-def require_admin_key(request: Request,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> None:
+async def require_admin_key(request: Request,
+                            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> None:
     """Admin routes (``/v1/admin/...``): open when no keys are set at all (as the rest of the API is); otherwise a
     valid key (401) that is one of ``COUNTERPOINT_ADMIN_KEYS`` (403 for an ordinary API key)."""
-    require_api_key(request, credentials)
+    await require_api_key(request, credentials)
     if not request.app.state.key_checker.enabled:
         return
     admins: KeyChecker | None = getattr(request.app.state, "admin_key_checker", None)

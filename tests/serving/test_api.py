@@ -340,3 +340,28 @@ def test_serve_refuses_missing_tampered_or_incompatible_folders(linear_model_dir
     result = _serve_cli(incompatible)
     assert result.exit_code == 2 and "Retrain" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_model_routes_run_no_dependency_in_the_thread_pool():
+    """FastAPI runs a plain ``def`` dependency in its thread pool: a thread hop per dependency per request, which took a
+    tenth of the event loop's time at saturation (bench/load.py). The model routes' dependencies are all ``async``."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    from serving.api import app as api
+
+    def calls(dependant):
+        for dep in dependant.dependencies:
+            yield dep.call
+            yield from calls(dep)
+
+    checked = set()
+    for router in (api.v1, api.health, api.admin):
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            for call in calls(route.dependant):
+                target = call if inspect.isfunction(call) else type(call).__call__
+                assert inspect.iscoroutinefunction(target), f"{route.path}: dependency {call!r} is not async"
+            checked.add(route.path)
+    assert {"/v1/classify", "/v1/info", "/health/ready", "/metrics"} <= checked
