@@ -243,10 +243,9 @@ class MicroBatcher:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            # Waited for, not awaited: a CancelledError raised here would tie this frame, the task and the
+            # collector's frames (and so the model) into a reference cycle that outlives a hot swap.
+            await asyncio.wait([task])
         for job in self._jobs:
             if not job.future.done():
                 job.future.set_exception(BatcherStopped("the service is shutting down"))

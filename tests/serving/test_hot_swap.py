@@ -323,3 +323,25 @@ def test_requests_in_flight_finish_on_the_old_model(link, linear_predictor):
         body = results["swap"].json()
         assert body["old"]["version"] == old_version and body["new"]["version"] == "1.0.0-a"
         assert body["drain_s"] > 0
+
+
+def test_the_heap_is_frozen_while_serving_and_a_swapped_out_model_is_freed(link, versions):
+    """``gc.freeze`` keeps full collections from scanning the model and the app (a latency spike); a swapped-out
+    model must still be collectable, and shutting down unfreezes."""
+    import gc
+    import weakref
+
+    settings = load_settings(model_dir=str(link))
+    with running(settings) as (base, app):
+        assert gc.get_freeze_count() > 0
+        predictor = app.state.service.predictor
+        predictor.self_cycle = predictor  # only the cyclic collector can free it, once it is unfrozen
+        old = weakref.ref(predictor)
+        del predictor
+        point(link, versions["lin-b"])
+        r = httpx.post(base + "/v1/admin/reload", timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["new"]["version"] == "1.0.0-b"
+        assert old() is None, "the swapped-out predictor is still alive"
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
