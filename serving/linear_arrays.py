@@ -5,8 +5,8 @@ sublinear tf, idf, l2 per branch) and saves its numbers here as one ``.npz`` (id
 intercept, and the analyser settings). The service then scores it with numpy and ``mmh3`` (the same MurmurHash3 as
 scikit-learn's ``HashingVectorizer``), each text as its few hundred hashed feature indices and values: importing
 scikit-learn and skops to serve it cost ~390 MB of resident memory and ~3 s of start-up (scikit-learn pulls in
-pandas; skops pulls in torch). ``decision_function``
-equals the scikit-learn pipeline's to float precision (``tests/training/test_linear_blend.py``).
+pandas; skops pulls in torch). ``decision_function`` equals the scikit-learn pipeline's to float precision
+(``tests/training/test_linear_blend.py``).
 
 Optionally the file also holds **sub-type rows** (``sub_coef``, ``sub_intercept``; ``model.subtype_blend``): per label,
 a logistic regression over that label's sub-types on the same features, stacked in ``labels.subtype_names`` order
