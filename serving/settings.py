@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # ONNX Runtime intra-op threads; None uses every core.
     threads: int | None = Field(None, ge=1, le=256)
+    # Once the model is loaded, put the objects alive then out of the garbage collector's reach (gc.freeze): a full
+    # collection of them took 20-40 ms with no request moving (serving/api/app.py ``freeze_heap``). The test suite
+    # turns it off (each app start would collect the whole test process first).
+    gc_freeze: bool = True
     # Hot swap (POST /v1/admin/reload loads model_dir again; issue 12). With watch_model the service also polls the
     # resolved target of model_dir (the models/default symlink that `counterpoint promote`/`rollback` switch) every
     # watch_interval_s seconds and reloads when it changes. An old model is stopped once its requests are done, or

@@ -15,6 +15,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The service freezes its heap once the model is loaded (serving/api/app.py ``freeze_heap``): a full collection of the
+# whole test process at every app start cost the serving tests ~15%. Tests of the freeze turn it on.
+os.environ.setdefault("COUNTERPOINT_GC_FREEZE", "false")
 
 from tests.helpers import MINI_CORPUS, ROOT, tiny_config  # noqa: E402,F401 (after the environment is set)
 

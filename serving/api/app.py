@@ -542,7 +542,8 @@ async def _start(app: FastAPI, settings: Settings, predictor: Predictor | None) 
             lambda: load_predictor(settings.model_dir, settings.backend, threads=settings.threads,
                                    batch_size=settings.model_batch_size, explain_cut=UPPER_LAYERS))
     _publish(app, await _build_service(settings, predictor, app.state.metrics))
-    freeze_heap()
+    if settings.gc_freeze:
+        freeze_heap()
     app.state.metrics.ready.set(1)
     ref = app.state.service.model
     log.info("serving model %s version %s (sha256 %s, %s backend) from %s", ref.name, ref.version, ref.sha256[:12],
@@ -616,8 +617,9 @@ class Reloader:
                  service.model.sha256[:12], folder, load_s)
         drain_s = await self._drain(old)
         old_ref, old = old.model, None
-        gc.unfreeze()  # the old model's objects may be in cycles: collectable again, then the rest frozen anew
-        freeze_heap()
+        if self.settings.gc_freeze:
+            gc.unfreeze()  # the old model's objects may be in cycles: collectable again, then the rest frozen anew
+            freeze_heap()
         return {"old": old_ref, "new": service.model, "folder": folder, "load_s": round(load_s, 3),
                 "drain_s": round(drain_s, 3)}
 
@@ -671,7 +673,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             app.state.metrics.ready.set(0)
             if service is not None:
                 await service.batcher.stop()
-            gc.unfreeze()  # the model and app may be let go now (tests run many apps in one process)
+            if settings.gc_freeze:
+                gc.unfreeze()  # the model and the app may be let go now
 
     app = FastAPI(
         title="Counterpoint", version=_version(), lifespan=lifespan,

@@ -331,7 +331,7 @@ def test_the_heap_is_frozen_while_serving_and_a_swapped_out_model_is_freed(link,
     import gc
     import weakref
 
-    settings = load_settings(model_dir=str(link))
+    settings = load_settings(model_dir=str(link), gc_freeze=True)
     with running(settings) as (base, app):
         assert gc.get_freeze_count() > 0
         predictor = app.state.service.predictor
@@ -345,3 +345,5 @@ def test_the_heap_is_frozen_while_serving_and_a_swapped_out_model_is_freed(link,
         assert old() is None, "the swapped-out predictor is still alive"
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+    with running(load_settings(model_dir=str(link), gc_freeze=False)):  # COUNTERPOINT_GC_FREEZE=false
+        assert gc.get_freeze_count() == 0
