@@ -13,7 +13,8 @@ a fixed shuffled order), then runs, each in its own process so that peak memory 
 
 It prints posts/s (the engine's labelling phase, and end to end including start-up and model load; the loop's
 calls), peak RSS of each process, and the ratio. Figures go to bench/out/batch_throughput.json too.
-Goal: the engine at >= 3x the loop's posts/s, with flat memory (the engine holds one chunk of rows at a time).
+Goal (issue 13): the engine at >= 5x the loop's posts/s, peak RSS <= 1 GB (the engine holds one chunk of rows at a
+time).
 """
 
 from __future__ import annotations
@@ -199,8 +200,8 @@ def main() -> None:
     print("(posts/s: labelling only, after model load; e2e: the whole process, start-up and model load included"
           + ("; medians of the runs above)" if args.repeats > 1 else ")"))
     if loops:
-        verdict = "meets" if figures["ratio"] >= 3 else "misses"
-        print(f"\nratio: {figures['ratio']:.1f}x the one-text loop's posts/s ({verdict} the 3x goal)")
+        verdict = "meets" if figures["ratio"] >= 5 else "misses"
+        print(f"\nratio: {figures['ratio']:.1f}x the one-text loop's posts/s ({verdict} issue 13's 5x goal)")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "batch_throughput.json").write_text(json.dumps(figures, indent=2))
 

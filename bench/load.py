@@ -15,7 +15,7 @@ on a fixed schedule and reports the latency a client sees at that load. Both ser
 on one service at a time, alternating between them so that drifting machine load hits both alike. The client runs
 on the same machine (it takes CPU from the servers: figures are a lower bound).
 
-Goals (see the service notes): saturated throughput >= 3x the naive service; p99 <= 50 ms for single-post requests
+Goals (issue 13): saturated throughput >= 4x the naive service; p99 <= 50 ms for single-post requests
 at half of saturation.
 
     python bench/load.py --model models/default --requests 400 --concurrency 1,4,16,64
