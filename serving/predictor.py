@@ -392,8 +392,7 @@ class _TransformerBase(_Base):
             return logits
         n = len(L.LABELS)
         ws = self.subtype_blend_weight if logits.shape[1] > n else 0.0
-        labels, subs = self.blend.decisions([texts[i] for i in alone]) if ws else (
-            self.blend.decision_function([texts[i] for i in alone]), None)
+        labels, subs = self.blend.decisions([texts[i] for i in alone], subtypes=bool(ws))
         decision = np.zeros((len(texts), n), dtype=np.float64)
         decision[alone] = np.asarray(labels, dtype=np.float64)
         owner = np.asarray(owner, dtype=np.int64)

@@ -139,7 +139,7 @@ def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: l
     ``with_subtypes`` (a model with a sub-type head) and ``model.subtype_blend``: sub-type rows on the same features
     (``training.baseline.fit_subtypes``) go into the same file."""
     from serving.linear_arrays import LinearArrays
-    from training.baseline import fit, fit_subtypes
+    from training.baseline import fit
 
     started = time.time()
     keep = [i for i in range(len(texts)) if not parents or not parents[i]]
@@ -149,11 +149,8 @@ def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: l
     arrays = LinearArrays.from_pipeline(pipe)
     out = {"file": BLEND_FILE, "weight": cfg.model.linear_blend, "rows": len(keep)}
     if with_subtypes and cfg.model.subtype_blend > 0:
-        subs = _blend_subtypes(examples, labels, keep)
-        x = pipe.named_steps["features"].transform([texts[i] for i in keep])
-        coef, intercept = fit_subtypes(cfg.linear, x, [labels[i] for i in keep], subs, seed=cfg.train.seed)
-        arrays = arrays.with_subtypes(coef, intercept)
-        out.update(subtype_weight=cfg.model.subtype_blend, subtype_rows=sum(s is not None for s in subs))
+        arrays, taught = _linear_subtypes(cfg, arrays, examples, texts, labels, keep)
+        out.update(subtype_weight=cfg.model.subtype_blend, subtype_rows=taught)
     arrays.save(folder / BLEND_FILE)  # served without scikit-learn (its arrays only)
     log(f"linear blend: TF-IDF baseline fitted on {len(keep)} training rows in {time.time() - started:.0f}s, "
         f"weight {cfg.model.linear_blend}" + (f", sub-type weight {cfg.model.subtype_blend}"
@@ -188,7 +185,6 @@ def add_subtype_blend(folder: Path, weight: float, *, log=print) -> dict:
     Needs a transformer folder with a sub-type head and a linear blend."""
     from serving.artifact import ModelFolderError, read_meta
     from serving.linear_arrays import LinearArrays
-    from training.baseline import fit_subtypes
 
     folder = Path(folder)
     meta = read_meta(folder)
@@ -204,11 +200,9 @@ def add_subtype_blend(folder: Path, weight: float, *, log=print) -> dict:
     path = folder / meta.linear_blend["file"]
     arrays = LinearArrays.load(path)
     keep = [i for i in range(len(texts)) if not parents or not parents[i]]
-    subs = _blend_subtypes(splits["train"], labels, keep)
-    coef, intercept = fit_subtypes(cfg.linear, arrays.features([texts[i] for i in keep]),
-                                   [labels[i] for i in keep], subs, seed=cfg.train.seed)
-    arrays.with_subtypes(coef, intercept).save(path)
-    blend = {**meta.linear_blend, "subtype_weight": weight, "subtype_rows": sum(s is not None for s in subs)}
+    arrays, taught = _linear_subtypes(cfg, arrays, splits["train"], texts, labels, keep)
+    arrays.save(path)
+    blend = {**meta.linear_blend, "subtype_weight": weight, "subtype_rows": taught}
     meta = write_meta(folder, meta.model_copy(update={"linear_blend": blend}))
     # The card names the new identity; the training's sub-type figures predate the blend, so they are left out
     # (`counterpoint evaluate` measures them again).
@@ -221,11 +215,18 @@ def add_subtype_blend(folder: Path, weight: float, *, log=print) -> dict:
     return blend
 
 
-def _blend_subtypes(examples: list[Example], labels: list[int], keep: list[int]) -> list[str | None]:
-    """The sub-type each kept row teaches the linear model; as for the fine-tune, a reply read alone whose label
-    then changes teaches none."""
-    return [L.subtype_of(examples[i].label, examples[i].kind) if L.ID2LABEL[labels[i]] == examples[i].label
+def _linear_subtypes(cfg: TrainConfig, arrays, examples: list[Example], texts: list[str], labels: list[int],
+                     keep: list[int]):
+    """``arrays`` with the linear model's sub-type rows (``training.baseline.fit_subtypes``) fitted on its own
+    features of the kept training rows, and how many rows taught a sub-type: as for the fine-tune, a reply read
+    alone whose label then changes teaches none. Training and ``add_subtype_blend`` both fit them here."""
+    from training.baseline import fit_subtypes
+
+    subs = [L.subtype_of(examples[i].label, examples[i].kind) if L.ID2LABEL[labels[i]] == examples[i].label
             else None for i in keep]
+    coef, intercept = fit_subtypes(cfg.linear, arrays.features([texts[i] for i in keep]), [labels[i] for i in keep],
+                                   subs, seed=cfg.train.seed)
+    return arrays.with_subtypes(coef, intercept), sum(s is not None for s in subs)
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = False) -> Path:

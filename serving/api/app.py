@@ -359,22 +359,19 @@ class ServiceLeaseMiddleware:
                 service.release()
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics
-
-
 # The dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
-# dependency per request (a tenth of the event loop's time at saturation, bench/load.py).
+# dependency per request (a tenth of the event loop's time at saturation, bench/load.py). (``get_service`` stays a
+# plain function: the review routes call it.)
 async def ready_service(request: Request) -> Service:
     return get_service(request)
 
 
-async def service_metrics(request: Request) -> ServiceMetrics:
-    return get_metrics(request)
+async def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
 
 
 ReadyService = Annotated[Service, Depends(ready_service)]
-Metrics = Annotated[ServiceMetrics, Depends(service_metrics)]
+Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 # -- routes -----------------------------------------------------------------------------------------------------
 v1 = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(require_api_key)])
