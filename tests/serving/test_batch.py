@@ -368,14 +368,48 @@ def test_same_scores_as_the_service_transformer(tmp_path, corpus, transformer_mo
     inp = write_jsonl(tmp_path / "in.jsonl", [{"id": str(i), "text": t} for i, t in enumerate(texts)])
     label(inp, tmp_path / "out.jsonl", transformer_model_dir, batch_size=len(texts))
     out = read_jsonl(tmp_path / "out.jsonl")
-    # Same batch as one service request with these texts: identical, int8 included.
-    for row, served in zip(out, predictor.predict(texts)):
+    # Same batch as one service request with these texts (the job hands them over shortest first): identical, int8
+    # included.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batch = predictor.predict([texts[i] for i in order])
+    for row, served in zip(out, [batch[order.index(i)] for i in range(len(texts))]):
         assert row["pred_label"] == served.label
         assert {n: row[f"score_{n}"] for n in L.LABELS} == served.scores
     # One text per request: int8 activation scales depend on batch mates, so within a small bound.
     for text, row in zip(texts, out):
         served = predictor.predict([text])[0]
         assert max(abs(row[f"score_{n}"] - served.scores[n]) for n in L.LABELS) < 0.02
+
+
+class Recording:
+    """The real predictor; remembers the texts of each predict call."""
+
+    def __init__(self, predictor):
+        self.inner, self.calls = predictor, []
+        self.meta, self.backend, self.folder = predictor.meta, predictor.backend, predictor.folder
+
+    def predict(self, texts, *args, **kw):
+        self.calls.append(list(texts))
+        return self.inner.predict(texts, *args, **kw)
+
+
+def test_each_chunk_is_labelled_shortest_first_and_rows_keep_their_order(tmp_path, corpus, linear_model_dir, linear):
+    # Texts of about one length per predict call: the model pads each batch's windows to its longest one.
+    rows = sample_rows(corpus, 90)
+    for k, row in enumerate(rows):
+        row["text"] = row["text"] + " pad" * ((k * 37) % 23)  # lengths in no order
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    recording = Recording(linear)
+    label(inp, tmp_path / "out.jsonl", linear_model_dir, batch_size=8, chunk_rows=40, predictor=recording)
+    assert sum(map(len, recording.calls)) == len(rows)
+    chunks = [recording.calls[0:5], recording.calls[5:10], recording.calls[10:]]  # 40, 40, 10 rows
+    for calls in chunks:
+        lengths = [len(t) for call in calls for t in call]
+        assert lengths == sorted(lengths)
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["id"] for r in out] == [r["id"] for r in rows]
+    for row, src in zip(out, rows):
+        assert {n: row[f"score_{n}"] for n in L.LABELS} == linear.predict([src["text"]])[0].scores
 
 
 # --- the command ----------------------------------------------------------------------------------------------------
