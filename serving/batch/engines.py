@@ -106,7 +106,8 @@ def local_chunks(input_path: Path, fmt: str, start: int, *, predictor, text_fiel
         todo = [(k, text) for k, (_, text, error) in enumerate(chunk) if error is None and outcomes[k].error is None]
         tick(len(chunk) - len(todo))
         # Shortest first: each predict call then holds texts of about one length, and the windows the model pads
-        # together are alike (5,000 mixed posts: 171 -> 228 posts/s; docs/EVALUATION.md). Results go back by index.
+        # together are alike (bench/batch_throughput.py: 189 -> 235 posts/s; docs/EVALUATION.md). Results go back by
+        # index.
         todo.sort(key=lambda kt: len(kt[1]) + len(parents.get(kt[0]) or ""))
         for batch in chunked(todo, batch_size):
             records = predict_records(predictor, [text for _, text in batch], model_version, profile,
