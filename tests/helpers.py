@@ -67,15 +67,27 @@ def assert_error(response, status: int, code: str, *fragments: str) -> dict:
     return body
 
 
-class CrashAfter:
+class Recording:
+    """The real predictor, remembering the texts of each predict call."""
+
+    def __init__(self, predictor):
+        self.inner, self.calls = predictor, []
+        self.meta, self.backend, self.folder = predictor.meta, predictor.backend, predictor.folder
+
+    def predict(self, texts, *args, **kw):
+        self.calls.append(list(texts))
+        return self.inner.predict(texts, *args, **kw)
+
+
+class CrashAfter(Recording):
     """The real predictor, with the process 'dying' after ``n`` predict calls (as a crash would stop it)."""
 
     def __init__(self, predictor, n: int):
-        self.inner, self.n = predictor, n
-        self.meta, self.backend, self.folder = predictor.meta, predictor.backend, predictor.folder
+        super().__init__(predictor)
+        self.n = n
 
     def predict(self, texts, *args):
         if self.n == 0:
             raise SystemExit("simulated crash")
         self.n -= 1
-        return self.inner.predict(texts, *args)
+        return super().predict(texts, *args)

@@ -17,7 +17,7 @@ from serving import labels as L
 from serving.batch import BatchError, JobPaths, prediction_columns, run_label_job
 from serving.predictor import load_predictor
 from serving.tabular import csv_cell
-from tests.helpers import CrashAfter, read_jsonl, write_jsonl
+from tests.helpers import CrashAfter, Recording, read_jsonl, write_jsonl
 
 PRED_COLUMNS = prediction_columns()
 
@@ -379,18 +379,6 @@ def test_same_scores_as_the_service_transformer(tmp_path, corpus, transformer_mo
     for text, row in zip(texts, out):
         served = predictor.predict([text])[0]
         assert max(abs(row[f"score_{n}"] - served.scores[n]) for n in L.LABELS) < 0.02
-
-
-class Recording:
-    """The real predictor; remembers the texts of each predict call."""
-
-    def __init__(self, predictor):
-        self.inner, self.calls = predictor, []
-        self.meta, self.backend, self.folder = predictor.meta, predictor.backend, predictor.folder
-
-    def predict(self, texts, *args, **kw):
-        self.calls.append(list(texts))
-        return self.inner.predict(texts, *args, **kw)
 
 
 def test_each_chunk_is_labelled_shortest_first_and_rows_keep_their_order(tmp_path, corpus, linear_model_dir, linear):
