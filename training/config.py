@@ -135,6 +135,10 @@ class TrainSection(_Section):
     #: Weight of the annotated real posts (``origin: "real"``) in the label loss, against 1 for written rows
     #: (transformers; 1 = no reweighting): the real posts are what the model must get right (issue 9).
     real_weight: float = Field(1.0, gt=0)
+    #: Share of the last optimiser steps trained quantisation-aware (``training/qat.py``; 0 = off): every linear
+    #: layer reads its input and weight rounded to int8 as the served dynamic int8 graph does, so a graph with
+    #: every MatMul in int8 can keep the fp32 decisions.
+    qat: float = Field(0.0, ge=0, le=1)
 
 
 class LinearSection(_Section):

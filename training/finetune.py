@@ -411,6 +411,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     from training import checkpoint as ckpt
+    from training import qat
 
     if log is None:
         def log(message: str) -> None:
@@ -457,7 +458,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                        "; this run writes no checkpoints (train.checkpoint_every=0), so it is left as it is"))
     dc = cfg.distill
     soft = None
-    if dc.teacher:  # the teacher's label logits for every training row, read as the student reads it
+    if dc.teacher and (dc.weight > 0 or dc.unlabeled):  # the teacher's label logits for every training row
         soft = torch.from_numpy(teacher_logits(dc.teacher, train_texts, train_contexts, cfg.model.max_length,
                                                len(L.LABELS), log=log))
     from_teacher = bool(dc.teacher) and dc.init == "teacher"
@@ -520,6 +521,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     sched = get_linear_schedule_with_warmup(optim, int(tc.warmup_ratio * total_steps), total_steps)
     rng = random.Random(tc.seed)
     pad_id = tokenizer.pad_token_id or 0
+    qat_from = qat.start_step(total_steps, tc.qat)  # from this step on, every layer runs int8-rounded (train.qat)
+    qat_on = False
 
     history, best_f1, best_state, best_epoch, stale, step = [], -1.0, None, 0, 0, 0
     start_epoch, skip, running, seen, elapsed, finished = 1, 0, 0.0, 0, 0.0, False
@@ -577,6 +580,12 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                 continue
             if tc.max_steps and step >= tc.max_steps:
                 break
+            if qat_from is not None and step >= qat_from and not qat_on:
+                n = qat.enable(model)
+                qat_on = True
+                if step == qat_from:
+                    bar.write(f"quantisation-aware from step {step + 1} of {total_steps}: {n} linear layers "
+                              "run int8-rounded")
             ids, mask = _collate(encoded, batch, pad_id)
             logits = model(input_ids=ids, attention_mask=mask).logits
             gold = y[batch]
@@ -613,6 +622,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
             bar.set_postfix(epoch=epoch, loss=f"{running / seen:.3f}", refresh=False)
             if every and step % every == 0:
                 save_checkpoint(epoch, i + 1, epoch_rng, False)
+        if qat_on:  # dev is scored in fp32 every epoch, so epochs compare; the best state holds plain weights
+            qat.remove(model)
+            qat_on = False
         dev_logits = (predict_logits(model, tokenizer, dev_texts, cfg.model.max_length, contexts=dev_contexts)
                       if dev_texts else None)
         dev_f1 = (float(f1_score(dev_y, dev_logits.argmax(1), labels=list(range(len(L.LABELS))), average="macro",
