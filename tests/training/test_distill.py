@@ -168,3 +168,24 @@ def test_a_teacher_without_torch_weights_is_refused_with_what_to_give(tmp_path, 
     for folder in (tmp_path / "missing", linear_model_dir):
         with pytest.raises(BaseModelError, match="give the folder `counterpoint train` wrote"):
             teacher_logits(folder, ["a post"], None, 64, 3)
+
+
+def test_a_teacher_with_weight_0_only_starts_the_student_and_is_never_asked_for_scores(transformer_model_dir,
+                                                                                       tmp_path, monkeypatch):
+    """``distill.weight = 0`` without unlabelled rows: the student starts from the teacher's weights (one more
+    plain fine-tune), and the teacher's scores, which the loss would multiply by 0, are not computed."""
+    from serving import labels as L
+    from tests.helpers import MINI_CORPUS, read_jsonl
+    from training import finetune as F
+
+    def refuse(*args, **kw):
+        raise AssertionError("the teacher's scores were computed for a loss weight of 0")
+
+    monkeypatch.setattr(F, "teacher_logits", refuse)
+    rows = read_jsonl(MINI_CORPUS)[:16]
+    cfg = tiny_config(tmp_path / "s", 'model.base="minilm"', f'distill.teacher="{transformer_model_dir}"',
+                      "distill.weight=0", "train.freeze_layers=0", "train.max_steps=1", "train.epochs=1",
+                      "train.batch_size=8", "train.subtype_weight=0")
+    res = F.finetune(cfg, [r["text"] for r in rows], [L.LABEL2ID[r["label"]] for r in rows], [], [], progress=False)
+    teacher_layers = json.loads((transformer_model_dir / "config.json").read_text())["num_hidden_layers"]
+    assert res.model.config.num_hidden_layers == teacher_layers and res.history
