@@ -374,6 +374,64 @@ def convert_base(
     typer.echo(f"wrote {path}")
 
 
+@app.command("adapt-base")
+def adapt_base_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the adapted base to")] = Path(
+        "models/bases/e5-small-adapted"),
+    base: Annotated[str, typer.Option("--base", help="Base to adapt: e5-small, minilm or a Hugging Face folder")] = (
+        "e5-small"),
+    data: Annotated[Optional[list[Path]], typer.Option(
+        "--data", help="Unlabelled text: .jsonl (a `text` per row) or .txt (one per line); default "
+                       "data/unlabeled/background.jsonl + adapt.jsonl")] = None,
+    exclude: Annotated[Optional[list[Path]], typer.Option(
+        "--exclude", help="Files whose texts are never adapted on (held-out posts); default the real dev and test "
+                          "posts, data/labeled/{dev,test}.real.jsonl")] = None,
+    vocab_keep: Annotated[str, typer.Option(
+        "--vocab-keep", help="Prune the base's vocabulary to these pieces first, as training does (model.vocab_keep; "
+                             "'' keeps it whole)")] = "data/vocab/keep_pieces.txt",
+    epochs: Annotated[float, typer.Option(help="Passes over the text")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Texts per step")] = 32,
+    max_length: Annotated[int, typer.Option(help="Pieces read per text")] = 64,
+    learning_rate: Annotated[float, typer.Option(help="Encoder learning rate (the prediction layer: 20x)")] = 5e-5,
+    freeze_layers: Annotated[int, typer.Option(help="Bottom encoder layers kept fixed (the embeddings always are); "
+                                                    "as train.freeze_layers")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 13,
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads (default: all cores)")] = None,
+) -> None:
+    """Adapt a base to real posts by masked-word training on unlabelled text, before fine-tuning on it with
+    `counterpoint train --set model.base=OUT` (training/adapt_base.py says what is trained and why)."""
+    from training.adapt_base import adapt_base, drop_held_back, read_texts
+    from training.finetune import resolve_base
+
+    paths = list(data or [Path("data/unlabeled/background.jsonl"), Path("data/unlabeled/adapt.jsonl")])
+    held = list(exclude if exclude is not None else
+                [p for p in (Path("data/labeled/dev.real.jsonl"), Path("data/labeled/test.real.jsonl")) if p.is_file()])
+    try:
+        texts, counts = read_texts(paths)
+        texts, dropped = drop_held_back(texts, held)
+        folder = resolve_base(base)
+        if vocab_keep:
+            from training.prune_vocab import pruned_base
+
+            tok = Path(folder) / "tokenizer.json"
+            if tok.is_file() and json.loads(tok.read_text(encoding="utf-8")).get("model", {}).get("type") == "Unigram":
+                folder = str(pruned_base(folder, vocab_keep))
+        typer.echo(f"{len(texts)} texts from {', '.join(f'{k} ({v})' for k, v in counts.items())}; "
+                   f"{dropped} dropped (repeats or in {', '.join(map(str, held)) or 'no held-out file'})", err=True)
+        record = adapt_base(folder, texts, out, epochs=epochs, batch_size=batch_size, max_length=max_length,
+                            learning_rate=learning_rate, freeze_layers=freeze_layers, seed=seed, threads=threads,
+                            sources={"data": counts, "excluded": [str(p) for p in held], "dropped": dropped,
+                                     "base": base, "vocab_keep": vocab_keep},
+                            log=lambda m: typer.echo(m, err=True))
+    except _user_errors() as exc:
+        _fail(str(exc))
+    except ImportError as exc:
+        _missing_extra(exc, "`counterpoint adapt-base`")
+    typer.echo(f"wrote {out} (held-out masked-piece loss {record['held_out_loss_before']:.3f} -> "
+               f"{record['held_out_loss_after']:.3f}, {record['seconds']:.0f} s); fine-tune from it with "
+               f"counterpoint train --set 'model.base=\"{out}\"'")
+
+
 @data_app.command("validate")
 def data_validate(
     paths: Annotated[list[Path], typer.Argument(help="Files to check (default: data/labeled/*.jsonl)")] = None,

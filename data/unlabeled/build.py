@@ -1,12 +1,20 @@
 """Draw the unlabelled real posts a distilled student learns its teacher's scores on (reproducible, seeded).
 
 Usage: python data/unlabeled/build.py --background DIR [--per-source 2000] [--out data/unlabeled/background.jsonl]
+                                     [--skip FILE ...]
+
+The two files here were drawn with it (each against the annotation samples of its day; later samples only add ids,
+so a rebuild now draws other posts):
+  background.jsonl  --per-source 2000 (6,000 posts; `distill.unlabeled`; 5 Dec 2026)
+  adapt.jsonl       --per-source 5000 --skip data/unlabeled/background.jsonl (15,000 more, 6 Dec 2026; with
+                    background.jsonl the text `counterpoint adapt-base` adapts the base on, training/adapt_base.py)
 
 DIR holds the background sets named in data/LICENSES.md (roman_urdu_uci.jsonl, davidson_tweets.jsonl,
 dakshina_ur.jsonl). A uniform random draw per set of the posts that are in no annotation sample
 (data/real/work/*.jsonl) and in no corpus split (data/labeled/*.real.jsonl), so no dev or test post is seen even
-without its label. CrowdCounter is left out: all of it is annotated. Rows keep ``origin``, ``source``,
-``source_id`` and ``licence``, and carry **no label**: they are for `distill.unlabeled` only.
+without its label. ``--skip``: files whose posts (by ``source_id``) are not drawn again. CrowdCounter is left out:
+all of it is annotated. Rows keep ``origin``, ``source``, ``source_id`` and ``licence``, and carry **no label**:
+they are for `distill.unlabeled` and `counterpoint adapt-base` only.
 """
 
 from __future__ import annotations
@@ -40,8 +48,11 @@ def main() -> None:
     ap.add_argument("--background", required=True, type=Path)
     ap.add_argument("--per-source", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=ROOT / "data/unlabeled/background.jsonl")
+    ap.add_argument("--skip", type=Path, nargs="*", default=[], help="files of posts already drawn (source_id)")
     args = ap.parse_args()
     used = used_ids()
+    for path in args.skip:
+        used |= {json.loads(line)["source_id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
     rng = random.Random(SEED)
     out = []
     for name, (lang, licence) in SETS.items():
