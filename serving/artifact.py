@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -188,6 +190,22 @@ def update_meta(folder: Path, **changes: Any) -> ModelMeta:
     """Change fields of an existing folder's meta (e.g. after export) and re-record checksums."""
     meta = read_meta(folder)
     return write_meta(folder, meta.model_copy(update=changes))
+
+
+@contextmanager
+def new_folder(out: Path) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to write a folder into: on success it replaces ``out`` whole (never half
+    written); on any error it is removed and ``out`` is left as it was."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

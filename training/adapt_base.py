@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -209,10 +208,9 @@ def adapt_base(base: str | Path, texts: Sequence[str], out: str | Path, *, epoch
     after = _held_out_loss(encoder, head, held_batches, special_of, tokenizer.mask_token_id, vocab,
                            mlm_probability, seed + 1)
     log(f"held-out masked-piece loss {before:.3f} -> {after:.3f}")
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    from serving.artifact import new_folder
+
+    with new_folder(out) as tmp:
         encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
@@ -223,11 +221,6 @@ def adapt_base(base: str | Path, texts: Sequence[str], out: str | Path, *, epoch
                   "seconds": round(time.time() - started, 1), "sources": sources or {},
                   "architecture": config.get("architectures")}
         (tmp / "adapt.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return record
 
 

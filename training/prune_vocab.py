@@ -191,17 +191,13 @@ def pruned_base(base: str | Path, keep_file: str | Path) -> Path:
     if not tok_path.is_file():
         raise VocabPruneError(f"model.vocab_keep needs a base folder with a tokenizer.json; {base} has none")
     pruned = prune_tokenizer(json.loads(tok_path.read_text(encoding="utf-8")), keep)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=base.parent))
-    try:
+    from serving.artifact import new_folder
+
+    with new_folder(out) as tmp:
         for f in base.iterdir():  # special_tokens_map.json, sentencepiece files etc.; the rest is rewritten below
             if f.is_file() and f.suffix in (".json", ".txt") and f.name not in ("tokenizer.json", "config.json"):
                 shutil.copy2(f, tmp / f.name)
         prune_model_files(base, tmp, pruned, base=True)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -106,3 +106,21 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path):
     csv.write_text("text\nhello\n", encoding="utf-8")
     res = runner.invoke(app, ["adapt-base", "--base", "minilm", "--data", str(csv), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and ".jsonl" in res.output and not (tmp_path / "o").exists()
+
+
+def test_new_folder_replaces_the_folder_whole_or_leaves_it_as_it_was(tmp_path):
+    from serving.artifact import new_folder
+
+    out = tmp_path / "base"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with new_folder(out) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("killed while writing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base"]  # no temporary folder left behind
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    with new_folder(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base"]
