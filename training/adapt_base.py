@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+
 class AdaptError(ValueError):
     pass
 
@@ -155,8 +156,9 @@ def adapt_base(base: str | Path, texts: Sequence[str], out: str | Path, *, epoch
                     _batches([len(e) for e in held_enc], batch_size, random.Random(seed))]
     steps_per_epoch = math.ceil(len(train_enc) / batch_size)
     total_steps = max(1, int(round(epochs * steps_per_epoch)))
-    pooler = {id(p) for p in getattr(encoder, "pooler", None).parameters()} if getattr(encoder, "pooler", None) else set()
-    body = [p for p in encoder.parameters() if p.requires_grad and id(p) not in pooler]  # the pooler is not read here
+    pooler = getattr(encoder, "pooler", None)  # not read by the masked-word loss: it stays exactly as it was
+    skip = {id(p) for p in pooler.parameters()} if pooler is not None else set()
+    body = [p for p in encoder.parameters() if p.requires_grad and id(p) not in skip]
     optim = torch.optim.AdamW([{"params": body, "lr": learning_rate},
                                {"params": list(head.parameters()), "lr": learning_rate * head_lr_multiplier}],
                               weight_decay=0.01)
@@ -224,12 +226,14 @@ def adapt_base(base: str | Path, texts: Sequence[str], out: str | Path, *, epoch
     return record
 
 
-def read_texts(paths: Sequence[str | Path], text_field: str = "text") -> tuple[list[str], dict]:
-    """Normalised texts of .jsonl files (the ``text_field`` of each row) and .txt files (one text per line); per
-    file, how many were read. A row without a text is skipped; a line that is not JSON is an error with its place."""
+def read_texts(paths: Sequence[str | Path], text_field: str = "text") -> tuple[list[str], dict, list[str]]:
+    """Normalised texts of .jsonl files (the ``text_field`` of each row) and .txt files (one text per line).
+
+    Returns (texts, how many were read per file, skipped): a line that is not JSON, not an object, or has no text
+    in ``text_field`` is skipped and reported as ``FILE:LINE: why``; a missing file or another format is an error."""
     from serving.text import normalize
 
-    texts, counts = [], {}
+    texts, counts, skipped = [], {}, []
     for path in map(Path, paths):
         if not path.is_file():
             raise AdaptError(f"{path}: no such file")
@@ -247,12 +251,15 @@ def read_texts(paths: Sequence[str | Path], text_field: str = "text") -> tuple[l
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise AdaptError(f"{path}:{n}: not JSON ({exc.msg}); each line must be one JSON object") from None
+                    skipped.append(f"{path}:{n}: not JSON ({exc.msg})")
+                    continue
                 value = row.get(text_field) if isinstance(row, dict) else None
                 if isinstance(value, str) and value.strip():
                     texts.append(value)
+                else:
+                    skipped.append(f"{path}:{n}: no text in {text_field!r}")
         counts[str(path)] = len(texts) - before
-    return [normalize(t) for t in texts], counts
+    return [normalize(t) for t in texts], counts, skipped
 
 
 def drop_held_back(texts: list[str], exclude: Sequence[str | Path], text_field: str = "text") -> tuple[list[str], int]:
@@ -261,7 +268,7 @@ def drop_held_back(texts: list[str], exclude: Sequence[str | Path], text_field: 
     def key(t: str) -> str:
         return " ".join(t.lower().split())
 
-    held = {key(t) for t in read_texts(exclude, text_field)[0]} if exclude else set()
+    held = {key(t) for t in read_texts(exclude, text_field)[0]} if exclude else set()  # their bad lines: no text
     seen, kept = set(), []
     for t in texts:
         k = key(t)

@@ -407,7 +407,10 @@ def adapt_base_cmd(
     held = list(exclude if exclude is not None else
                 [p for p in (Path("data/labeled/dev.real.jsonl"), Path("data/labeled/test.real.jsonl")) if p.is_file()])
     try:
-        texts, counts = read_texts(paths)
+        texts, counts, skipped = read_texts(paths)
+        if skipped:
+            typer.secho(f"warning: {len(skipped)} line(s) skipped: {'; '.join(skipped[:5])}"
+                        + (" ..." if len(skipped) > 5 else ""), fg=typer.colors.YELLOW, err=True)
         texts, dropped = drop_held_back(texts, held)
         folder = resolve_base(base)
         if vocab_keep:
@@ -421,7 +424,7 @@ def adapt_base_cmd(
         record = adapt_base(folder, texts, out, epochs=epochs, batch_size=batch_size, max_length=max_length,
                             learning_rate=learning_rate, freeze_layers=freeze_layers, seed=seed, threads=threads,
                             sources={"data": counts, "excluded": [str(p) for p in held], "dropped": dropped,
-                                     "base": base, "vocab_keep": vocab_keep},
+                                     "skipped_lines": len(skipped), "base": base, "vocab_keep": vocab_keep},
                             log=lambda m: typer.echo(m, err=True))
     except _user_errors() as exc:
         _fail(str(exc))

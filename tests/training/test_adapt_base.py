@@ -96,9 +96,12 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path):
 
     runner = CliRunner()
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "fine"}\n{not json\n', encoding="utf-8")
+    bad.write_text('{"text": "fine"}\n{not json\n[1]\n{"body": "x"}\n', encoding="utf-8")
     res = runner.invoke(app, ["adapt-base", "--base", "minilm", "--data", str(bad), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "bad.jsonl:2: not JSON" in res.output and "Traceback" not in res.output
+    # bad lines are reported and skipped; what is left (one text) is too little, which is said too
+    assert "3 line(s) skipped" in res.output and "bad.jsonl:2: not JSON" in res.output
+    assert "bad.jsonl:4: no text in 'text'" in res.output
+    assert res.exit_code == 2 and "1 texts to adapt on" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["adapt-base", "--base", "minilm", "--data", str(tmp_path / "none.jsonl"),
                               "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no such file" in res.output
