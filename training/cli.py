@@ -401,7 +401,7 @@ def adapt_base_cmd(
     """Adapt a base to real posts by masked-word training on unlabelled text, before fine-tuning on it with
     `counterpoint train --set model.base=OUT` (training/adapt_base.py says what is trained and why)."""
     from training.adapt_base import adapt_base, drop_held_back, read_texts
-    from training.finetune import resolve_base
+    from training.finetune import base_with_vocab
 
     paths = list(data or [Path("data/unlabeled/background.jsonl"), Path("data/unlabeled/adapt.jsonl")])
     held = list(exclude if exclude is not None else
@@ -412,13 +412,7 @@ def adapt_base_cmd(
             typer.secho(f"warning: {len(skipped)} line(s) skipped: {'; '.join(skipped[:5])}"
                         + (" ..." if len(skipped) > 5 else ""), fg=typer.colors.YELLOW, err=True)
         texts, dropped = drop_held_back(texts, held)
-        folder = resolve_base(base)
-        if vocab_keep:
-            from training.prune_vocab import pruned_base
-
-            tok = Path(folder) / "tokenizer.json"
-            if tok.is_file() and json.loads(tok.read_text(encoding="utf-8")).get("model", {}).get("type") == "Unigram":
-                folder = str(pruned_base(folder, vocab_keep))
+        folder = base_with_vocab(base, vocab_keep)
         typer.echo(f"{len(texts)} texts from {', '.join(f'{k} ({v})' for k, v in counts.items())}; "
                    f"{dropped} dropped (repeats or in {', '.join(map(str, held)) or 'no held-out file'})", err=True)
         record = adapt_base(folder, texts, out, epochs=epochs, batch_size=batch_size, max_length=max_length,

@@ -67,8 +67,14 @@ def resolve_base(base: str) -> str:
 
 def training_base(cfg) -> str:
     """The folder fine-tuning starts from: ``model.base``, with its vocabulary pruned when ``model.vocab_keep``."""
-    base = resolve_base(cfg.model.base)
-    if not cfg.model.vocab_keep:
+    return base_with_vocab(cfg.model.base, cfg.model.vocab_keep)
+
+
+def base_with_vocab(name: str, vocab_keep: str) -> str:
+    """``resolve_base(name)``, pruned to the ``vocab_keep`` pieces when it has a sentencepiece (Unigram) tokenizer
+    (a WordPiece/BPE base keeps its vocabulary, with a warning); ``vocab_keep`` "" = the whole vocabulary."""
+    base = resolve_base(name)
+    if not vocab_keep:
         return base
     if not Path(base).is_dir():
         raise BaseModelError(f"model.vocab_keep needs a local base folder; {base!r} is a hub id (set "
@@ -84,7 +90,7 @@ def training_base(cfg) -> str:
         return base
     from training.prune_vocab import pruned_base
 
-    return str(pruned_base(base, cfg.model.vocab_keep))
+    return str(pruned_base(base, vocab_keep))
 
 
 def freeze(model, *, embeddings: bool, layers: int) -> None:
