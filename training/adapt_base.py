@@ -32,7 +32,10 @@ class AdaptError(ValueError):
 
 
 def _mask_batch(ids, mask, special, mask_id: int, vocab: int, probability: float, gen):
-    """BERT masking of one padded batch: (inputs, targets with -100 where the loss is not read)."""
+    """BERT masking of one padded batch: (inputs, targets with -100 where the loss is not read).
+
+    transformers' ``DataCollatorForLanguageModeling`` masks the same way but draws from the global RNG; here the
+    generator is passed in, so the held-out batches get the same masks before and after adaptation."""
     import torch
 
     can = mask.bool() & ~special
@@ -49,25 +52,22 @@ def _mask_batch(ids, mask, special, mask_id: int, vocab: int, probability: float
     return inputs, targets
 
 
-class _MLMHead:
-    """BERT's prediction layer over the encoder's fixed word embeddings (built lazily: torch is imported late)."""
+def _mlm_head(hidden: int, vocab: int, eps: float):
+    """BERT's prediction layer over the encoder's fixed word embeddings (torch is imported late, as everywhere)."""
+    import torch
 
-    @staticmethod
-    def build(hidden: int, vocab: int, eps: float):
-        import torch
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = torch.nn.Linear(hidden, hidden)
+            self.norm = torch.nn.LayerNorm(hidden, eps=eps)
+            self.bias = torch.nn.Parameter(torch.zeros(vocab))
 
-        class Head(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.dense = torch.nn.Linear(hidden, hidden)
-                self.norm = torch.nn.LayerNorm(hidden, eps=eps)
-                self.bias = torch.nn.Parameter(torch.zeros(vocab))
+        def forward(self, states, embeddings):
+            h = self.norm(torch.nn.functional.gelu(self.dense(states)))
+            return h @ embeddings.t() + self.bias
 
-            def forward(self, states, embeddings):
-                h = self.norm(torch.nn.functional.gelu(self.dense(states)))
-                return h @ embeddings.t() + self.bias
-
-        return Head()
+    return Head()
 
 
 def _loss(encoder, head, ids, mask, targets):
@@ -149,7 +149,7 @@ def adapt_base(base: str | Path, texts: Sequence[str], out: str | Path, *, epoch
         return torch.isin(ids, special_ids)
 
     vocab = encoder.get_input_embeddings().weight.shape[0]
-    head = _MLMHead.build(encoder.config.hidden_size, vocab, getattr(encoder.config, "layer_norm_eps", 1e-12))
+    head = _mlm_head(encoder.config.hidden_size, vocab, getattr(encoder.config, "layer_norm_eps", 1e-12))
     train_enc = [encoded[i] for i in train_idx]
     held_enc = [encoded[i] for i in held_idx]
     held_batches = [_collate(held_enc, b, pad_id) for b in
@@ -174,14 +174,17 @@ def adapt_base(base: str | Path, texts: Sequence[str], out: str | Path, *, epoch
             yield from _batches(lengths, batch_size, rng)
 
     stream = batches_forever()
+
+    def next_loss():
+        ids, mask = _collate(train_enc, next(stream), pad_id)
+        inputs, targets = _mask_batch(ids, mask, special_of(ids), tokenizer.mask_token_id, vocab, mlm_probability, gen)
+        return _loss(encoder, head, inputs, mask, targets)
+
     head_optim = torch.optim.AdamW(head.parameters(), lr=learning_rate * head_lr_multiplier)
     for p in body:
         p.requires_grad_(False)
     for _ in range(warm_steps):
-        ids, mask = _collate(train_enc, next(stream), pad_id)
-        inputs, targets = _mask_batch(ids, mask, special_of(ids), tokenizer.mask_token_id, vocab, mlm_probability, gen)
-        loss = _loss(encoder, head, inputs, mask, targets)
-        loss.backward()
+        next_loss().backward()
         head_optim.step()
         head_optim.zero_grad(set_to_none=True)
     for p in body:
@@ -194,9 +197,7 @@ def adapt_base(base: str | Path, texts: Sequence[str], out: str | Path, *, epoch
     running, seen, t0 = 0.0, 0, time.time()
     every = max(1, total_steps // 10)
     for step in range(1, total_steps + 1):
-        ids, mask = _collate(train_enc, next(stream), pad_id)
-        inputs, targets = _mask_batch(ids, mask, special_of(ids), tokenizer.mask_token_id, vocab, mlm_probability, gen)
-        loss = _loss(encoder, head, inputs, mask, targets)
+        loss = next_loss()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*body, *head.parameters()], 1.0)
         optim.step()
