@@ -66,6 +66,27 @@ def extremist_average_precision(y: np.ndarray, probs: np.ndarray) -> float | Non
     return float(average_precision_score(gold, np.asarray(probs)[:, L.LABEL2ID[L.EXTREMIST]]))
 
 
+def per_part_user(examples: Sequence[Example], y: np.ndarray, pred: np.ndarray, probs: np.ndarray) -> dict:
+    """The user view per sampling part of the real posts (the rows' ``part`` field), overall and per language:
+    ``random`` rows are a feed at its own prevalence (what a moderator of that feed sees), ``surfaced`` rows were
+    picked by an earlier model (flagged or in doubt: the hard cases), ``all`` is a source taken whole. Rows without
+    a part (written rows) are left out; {} when no row has one."""
+    groups = defaultdict(lambda: defaultdict(list))
+    for i, ex in enumerate(examples):
+        part = ex.extra.get("part")
+        if part:
+            groups[str(part)]["all"].append(i)
+            groups[str(part)][ex.lang or "(none)"].append(i)
+    out = {}
+    for part, by_lang in sorted(groups.items()):
+        out[part] = {}
+        for lang, idx in sorted(by_lang.items(), key=lambda kv: (kv[0] != "all", kv[0])):
+            view = user_view(y[idx], pred[idx])
+            view["extremist_average_precision"] = extremist_average_precision(y[idx], probs[idx])
+            out[part][lang] = view
+    return out
+
+
 def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: dict | None,
                     profiles: dict | None = None, profile: str | None = None) -> dict:
     """Metrics of one file. ``profiles`` (name -> ``serving.profiles.Profile``): ``profile`` decides the labels
@@ -103,6 +124,9 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
         out[key] = {g: summary(y[idx], pred[idx]) for g, idx in sorted(groups.items())}
         if key == "per_lang":  # what a moderator of each language sees (issue 9 sets its goals per language)
             out["per_lang_user"] = {g: user_view(y[idx], pred[idx]) for g, idx in sorted(groups.items())}
+    part_view = per_part_user(examples, y, pred, probs)
+    if part_view:
+        out["per_part_user"] = part_view
     orig = defaultdict(list)
     for i, ex in enumerate(examples):
         if "orig_label" in ex.extra:
@@ -337,6 +361,16 @@ def render_report(result: dict, *, plots: bool = True) -> str:
             lines += _table(d["per_kind"], "kind") + [""]
         if "per_origin" in d:
             lines += _table(d["per_origin"], "origin") + [""]
+        if d.get("per_part_user"):
+            lines += ["Real posts by sampling part (`random`: a feed at its own prevalence; `surfaced`: picked by an "
+                      "earlier model as flagged or in doubt; `all`: a source taken whole), under profile "
+                      f"`{d.get('profile')}`:", "",
+                      "| part | language | n | ordinary posts flagged | counter-speech flagged | extremist precision | "
+                      "extremist recall | extremist AP |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {part} | {lang} | {v['n']} | {_pct(v['ordinary_flagged'])} | {_pct(v['counter_flagged'])} | "
+                      f"{_num(v['extremist_precision'])} | {_num(v['extremist_recall'])} | "
+                      f"{_num(v['extremist_average_precision'])} |"
+                      for part, by_lang in d["per_part_user"].items() for lang, v in by_lang.items()] + [""]
         if "per_orig_label" in d:
             lines += ["| original label | n | true label | accuracy | flagged | not flagged |",
                       "|---|---:|---|---:|---:|---:|"]

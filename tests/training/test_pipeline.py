@@ -216,3 +216,39 @@ def test_macro_f1_leaves_out_absent_labels():
     probs = np.tile([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1]], (5, 1))
     m = compute_metrics(examples, probs, None)
     assert m["macro_f1"] == 1.0 and m["labels_in_macro_f1"] == ["extremist", "neutral"]
+
+
+def test_user_view_per_sampling_part():
+    """Real posts are reported per sampling part (a random feed apart from the surfaced hard cases), overall and per
+    language; written rows (no part) are left out, and a file without parts gets no such table."""
+    from training.data import Example
+    from training.evaluate import compute_metrics, render_report
+
+    E, C, N = [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]
+    rows = [  # (label, lang, part, probabilities): flagged = extremist probability above the others
+        ("neutral", "en", "random", N), ("neutral", "en", "random", N), ("neutral", "en", "random", E),
+        ("neutral", "en", "random", N), ("extremist", "en", "random", E), ("extremist", "en", "random", N),
+        ("neutral", "ur", "random", N), ("neutral", "ur", "random", N),
+        ("neutral", "en", "surfaced", E), ("neutral", "en", "surfaced", E), ("counter_narrative", "en", "surfaced", C),
+        ("extremist", "en", None, E), ("neutral", "en", None, E),  # written rows: in no part
+    ]
+    examples = [Example(id=str(i), text="t", label=lab, lang=lang, extra={"part": part} if part else {})
+                for i, (lab, lang, part, _) in enumerate(rows)]
+    probs = np.array([p for *_, p in rows])
+    m = compute_metrics(examples, probs, None)
+    parts = m["per_part_user"]
+    assert set(parts) == {"random", "surfaced"} and list(parts["random"]) == ["all", "en", "ur"]
+    feed = parts["random"]["all"]
+    assert feed["n"] == 8 and feed["ordinary_flagged"] == 1 / 6  # 1 of the 6 neutral random posts
+    assert feed["extremist_recall"] == 0.5 and feed["extremist_precision"] == 0.5
+    assert parts["random"]["en"]["ordinary_flagged"] == 0.25 and parts["random"]["ur"]["ordinary_flagged"] == 0.0
+    ur = parts["random"]["ur"]
+    assert ur["extremist_recall"] is None and ur["extremist_average_precision"] is None  # no extremist row
+    hard = parts["surfaced"]["all"]
+    assert hard["ordinary_flagged"] == 1.0 and hard["counter_flagged"] == 0.0 and hard["extremist_precision"] == 0.0
+    assert m["user"]["n"] == 13  # the file's own view still counts every row
+    report = render_report({"model": {"name": "m", "version": "v", "backend": "b", "sha256": "0" * 64,
+                                      "temperature": 1.0, "thresholds": None},
+                            "datasets": {"real": {**m, "posts_per_second": 1.0}}}, plots=False)
+    assert "| random | en | 6 | 25.0% |" in report
+    assert "per_part_user" not in compute_metrics(examples[-2:], probs[-2:], None)
