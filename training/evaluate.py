@@ -82,6 +82,7 @@ def per_part_user(examples: Sequence[Example], y: np.ndarray, pred: np.ndarray, 
         out[part] = {}
         for lang, idx in sorted(by_lang.items(), key=lambda kv: (kv[0] != "all", kv[0])):
             view = user_view(y[idx], pred[idx])
+            view["extremist_posts"] = int((y[idx] == L.LABEL2ID[L.EXTREMIST]).sum())
             view["extremist_average_precision"] = extremist_average_precision(y[idx], probs[idx])
             out[part][lang] = view
     return out

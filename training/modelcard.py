@@ -17,6 +17,10 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def _profile_lines(meta: ModelMeta) -> list[str]:
     """The threshold profiles with their precision and recall on real and on written dev posts."""
     if not meta.profiles:
@@ -105,6 +109,17 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
             rec = "n/a" if u["extremist_recall"] is None else f"{u['extremist_recall']:.3f}"
             lines.append(f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {_pct(u['ordinary_flagged'])} | "
                          f"{_pct(u['counter_flagged'])} | {prec} | {rec} |")
+        feeds = {k: v["per_part_user"]["random"] for k, v in parts.items()
+                 if (v.get("per_part_user") or {}).get("random")}
+        if feeds:
+            lines += ["", "On a real feed (the `random` part of the real test posts, at the feed's own prevalence: "
+                      "most posts ordinary, few extremist, so a handful of posts decide precision and recall):", "",
+                      "| test file | language | n | ordinary posts flagged | extremist posts | extremist precision | "
+                      "extremist recall |", "|---|---|---:|---:|---:|---:|---:|"]
+            for k, by_lang in feeds.items():
+                for lang, u in by_lang.items():
+                    lines.append(f"| {k} | {lang} | {u['n']} | {_pct(u['ordinary_flagged'])} | {u['extremist_posts']} "
+                                 f"| {_num(u['extremist_precision'])} | {_num(u['extremist_recall'])} |")
     datasets = (result or {}).get("datasets") or {}
     if meta.subtypes:
         lines += ["", "### Rhetoric sub-types", "",

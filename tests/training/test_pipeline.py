@@ -240,7 +240,7 @@ def test_user_view_per_sampling_part():
     assert set(parts) == {"random", "surfaced"} and list(parts["random"]) == ["all", "en", "ur"]
     feed = parts["random"]["all"]
     assert feed["n"] == 8 and feed["ordinary_flagged"] == 1 / 6  # 1 of the 6 neutral random posts
-    assert feed["extremist_recall"] == 0.5 and feed["extremist_precision"] == 0.5
+    assert feed["extremist_recall"] == 0.5 and feed["extremist_precision"] == 0.5 and feed["extremist_posts"] == 2
     assert parts["random"]["en"]["ordinary_flagged"] == 0.25 and parts["random"]["ur"]["ordinary_flagged"] == 0.0
     ur = parts["random"]["ur"]
     assert ur["extremist_recall"] is None and ur["extremist_average_precision"] is None  # no extremist row
@@ -252,3 +252,10 @@ def test_user_view_per_sampling_part():
                             "datasets": {"real": {**m, "posts_per_second": 1.0}}}, plots=False)
     assert "| random | en | 6 | 25.0% |" in report
     assert "per_part_user" not in compute_metrics(examples[-2:], probs[-2:], None)
+    from serving.artifact import ModelMeta
+    from training.modelcard import render_model_card
+
+    meta = ModelMeta(name="m", version="v", kind="linear", created_at="2026-12-06", labels=list(L.LABELS),
+                     label_schema_version=1, normaliser_version=1)
+    card = render_model_card(meta, {"datasets": {"test.real": m}})
+    assert "| test.real | en | 6 | 25.0% | 2 | 0.500 | 0.500 |" in card  # the feed's own table on the card
