@@ -105,10 +105,9 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
                   "extremist recall |", "|---|---:|---:|---:|---:|---:|---:|"]
         for k, v in parts.items():
             u = v["user"]
-            prec = "n/a" if u["extremist_precision"] is None else f"{u['extremist_precision']:.3f}"
-            rec = "n/a" if u["extremist_recall"] is None else f"{u['extremist_recall']:.3f}"
             lines.append(f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {_pct(u['ordinary_flagged'])} | "
-                         f"{_pct(u['counter_flagged'])} | {prec} | {rec} |")
+                         f"{_pct(u['counter_flagged'])} | {_num(u['extremist_precision'])} | "
+                         f"{_num(u['extremist_recall'])} |")
         feeds = {k: v["per_part_user"]["random"] for k, v in parts.items()
                  if (v.get("per_part_user") or {}).get("random")}
         if feeds:
@@ -118,7 +117,7 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
                       "extremist recall |", "|---|---|---:|---:|---:|---:|---:|"]
             for k, by_lang in feeds.items():
                 for lang, u in by_lang.items():
-                    lines.append(f"| {k} | {lang} | {u['n']} | {_pct(u['ordinary_flagged'])} | {u['extremist_posts']} "
+                    lines.append(f"| {k} | {lang} | {u['n']} | {_pct(u['ordinary_flagged'])} | {u.get('extremist_posts', 'n/a')} "
                                  f"| {_num(u['extremist_precision'])} | {_num(u['extremist_recall'])} |")
     datasets = (result or {}).get("datasets") or {}
     if meta.subtypes:
