@@ -135,6 +135,10 @@ class TrainSection(_Section):
     #: Weight of the annotated real posts (``origin: "real"``) in the label loss, against 1 for written rows
     #: (transformers; 1 = no reweighting): the real posts are what the model must get right (issue 9).
     real_weight: float = Field(1.0, gt=0)
+    #: Label smoothing of the label loss (transformers; 0 = off): each gold label keeps 1 - e of its target and the
+    #: labels share e, so a model is not pushed to full certainty on rows whose label sits on a fuzzy line (the
+    #: English slang boundary, issue 9). The sub-type loss is not smoothed.
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     #: Share of the last optimiser steps trained quantisation-aware (``training/qat.py``; 0 = off): every linear
     #: layer reads its input and weight rounded to int8 as the served dynamic int8 graph does, so a graph with
     #: every MatMul in int8 can keep the fp32 decisions.

@@ -501,9 +501,10 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         missing = [L.ID2LABEL[i] for i in np.flatnonzero(counts == 0)]
         raise ValueError(f"training data has no rows labelled {', '.join(missing)}; every label needs examples")
     weights = torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float) if tc.class_weighting else None
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=tc.label_smoothing)
     row_w = torch.tensor(train_weights, dtype=torch.float) if train_weights is not None else None
-    row_loss = torch.nn.CrossEntropyLoss(weight=weights, reduction="none") if row_w is not None else None
+    row_loss = (torch.nn.CrossEntropyLoss(weight=weights, reduction="none", label_smoothing=tc.label_smoothing)
+                if row_w is not None else None)
 
     steps_per_epoch = math.ceil(len(train_texts) / tc.batch_size)
     if contrast:  # whole families in a batch leave some batches short: count them (each epoch within a few)

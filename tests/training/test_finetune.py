@@ -164,3 +164,27 @@ def test_row_weights_in_the_label_loss_and_the_pipeline_weighs_real_posts(tmp_pa
             assert seen["weights"] is None  # no reweighting at 1: the loss is computed exactly as before
         else:
             assert len(seen["weights"]) == seen["n"] > 0 and set(seen["weights"]) == {expected}
+
+
+def test_label_smoothing_reaches_both_label_losses_and_is_validated(tmp_path):
+    """``train.label_smoothing`` changes what the plain and the row-weighted label losses teach (so both read it),
+    and a share of 1 or more is refused before training."""
+    import torch
+
+    from serving import labels as L
+    from tests.helpers import MINI_CORPUS, read_jsonl, tiny_config
+    from training import finetune as ft
+
+    rows = read_jsonl(MINI_CORPUS)[:24]
+    texts, ys = [r["text"] for r in rows], [L.LABEL2ID[r["label"]] for r in rows]
+    got = {}
+    for smoothing in (0.0, 0.3):
+        cfg = tiny_config(tmp_path / "m", 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=3",
+                          "train.epochs=1", "train.batch_size=8", f"train.label_smoothing={smoothing}")
+        for name, w in (("plain", None), ("rows", [3.0] * 12 + [1.0] * 12)):
+            res = ft.finetune(cfg, texts, ys, [], [], progress=False, train_weights=w)
+            got[smoothing, name] = res.model.classifier.weight.detach().clone()
+    for name in ("plain", "rows"):
+        assert not torch.allclose(got[0.3, name], got[0.0, name], atol=1e-4), name
+    with pytest.raises(Exception, match="label_smoothing"):
+        tiny_config(tmp_path / "m", "train.label_smoothing=1.0")
