@@ -7,18 +7,11 @@ from pathlib import Path
 
 from serving import labels as L
 from serving.artifact import ModelMeta
+from training.evaluate import _num, _pct  # the report's number formats, so card and report read alike
 
 
 def _rows(table: dict) -> list[str]:
     return [f"| {k} | {v['n']} | {v['macro_f1']:.3f} | {v['accuracy']:.3f} |" for k, v in table.items()]
-
-
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
-
-
-def _num(v) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
 
 
 def _profile_lines(meta: ModelMeta) -> list[str]:
