@@ -1,5 +1,6 @@
 """Fine-tuning speed, side by side in one run (issue 13): seconds per optimiser step of the default recipe with
-``train.threads`` 1 and 2, on the full and on the pruned vocabulary (``model.vocab_keep``).
+``train.threads`` 1 and 2, on the full and on the pruned vocabulary (``model.vocab_keep``), and in float32 and
+bfloat16 (``train.precision``; the pruned vocabulary).
 
 Each setting runs in its own process (torch's thread count is per process), one after another, on the same seeded
 batches of the default corpus, after a warm-up. Figures only; nothing is asserted. Run it on a quiet machine: any
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def one(threads: int, vocab_keep: str, steps: int, warmup: int) -> dict:
+def one(threads: int, vocab_keep: str, steps: int, warmup: int, precision: str = "fp32") -> dict:
     import torch
 
     from training.config import load_config
@@ -55,14 +56,16 @@ def one(threads: int, vocab_keep: str, steps: int, warmup: int) -> dict:
     for k, batch in enumerate(batches[:warmup + steps]):
         started = time.perf_counter()
         ids, mask = _collate(encoded, batch, tok.pad_token_id or 0)
-        loss = loss_fn(model(input_ids=ids, attention_mask=mask).logits[:, :3], labels[batch])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):  # as training.finetune
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        loss = loss_fn(logits.float()[:, :3], labels[batch])
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
         if k >= warmup:
             times.append(time.perf_counter() - started)
-    return {"threads": threads, "vocab": "pruned" if vocab_keep else "full", "steps": len(times),
-            "s_per_step": sum(times) / len(times), "rows": len(texts),
+    return {"threads": threads, "vocab": "pruned" if vocab_keep else "full", "precision": precision,
+            "steps": len(times), "s_per_step": sum(times) / len(times), "rows": len(texts),
             "epoch_minutes": sum(times) / len(times) * len(batches) / 60}
 
 
@@ -74,27 +77,32 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        threads, keep = json.loads(args.child)
-        print(json.dumps(one(threads, keep, args.steps, args.warmup)))
+        threads, keep, precision = json.loads(args.child)
+        print(json.dumps(one(threads, keep, args.steps, args.warmup, precision)))
         return
     rows = []
-    for threads in (1, 2):
-        for keep in ("", args.keep):
-            out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                                  "--child", json.dumps([threads, keep])], cwd=ROOT, capture_output=True, text=True,
-                                 env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
-            if out.returncode:
-                sys.exit(out.stderr[-2000:])
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    settings = [(t, k, "fp32") for t in (1, 2) for k in ("", args.keep)] + [(t, args.keep, "bf16") for t in (1, 2)]
+    for threads, keep, precision in settings:
+        out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                              "--child", json.dumps([threads, keep, precision])], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        if out.returncode:
+            sys.exit(out.stderr[-2000:])
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     load = os.getloadavg()[0]
     print(f"fine-tuning speed, default recipe, {rows[0]['rows']} training rows, {args.steps} steps each after "
           f"{args.warmup} warm-up (load average {load:.1f} at the end)")
-    print("| threads | vocabulary | s/step | one epoch (min) |\n|---:|---|---:|---:|")
+    print("| threads | vocabulary | precision | s/step | one epoch (min) |\n|---:|---|---|---:|---:|")
     for r in rows:
-        print(f"| {r['threads']} | {r['vocab']} | {r['s_per_step']:.3f} | {r['epoch_minutes']:.1f} |")
+        print(f"| {r['threads']} | {r['vocab']} | {r['precision']} | {r['s_per_step']:.3f} | "
+              f"{r['epoch_minutes']:.1f} |")
     one_full = next(r for r in rows if r["threads"] == 1 and r["vocab"] == "full")["s_per_step"]
     two_full = next(r for r in rows if r["threads"] == 2 and r["vocab"] == "full")["s_per_step"]
     print(f"threads=2 vs threads=1 (full vocabulary): {one_full / two_full:.2f}x the speed")
+    for threads in (1, 2):
+        fp32, bf16 = (next(r for r in rows if r["threads"] == threads and r["vocab"] == "pruned"
+                           and r["precision"] == p)["s_per_step"] for p in ("fp32", "bf16"))
+        print(f"bf16 vs fp32 at threads={threads} (pruned vocabulary): {fp32 / bf16:.2f}x the speed")
 
 
 if __name__ == "__main__":

@@ -143,6 +143,20 @@ class TrainSection(_Section):
     #: layer reads its input and weight rounded to int8 as the served dynamic int8 graph does, so a graph with
     #: every MatMul in int8 can keep the fp32 decisions.
     qat: float = Field(0.0, ge=0, le=1)
+    #: Arithmetic of the fine-tune's forward and backward passes (transformers). ``fp32``: plain float32.
+    #: ``bf16``: matrix products in bfloat16 (``torch.autocast``), weights, optimiser and loss kept in float32; about
+    #: twice the steps per second on a CPU with bfloat16 instructions (AVX512-BF16, AMX), slower where it is
+    #: emulated. ``auto``: ``bf16`` where the CPU has them (``torch.ops.mkldnn._is_mkldnn_bf16_supported``), else
+    #: ``fp32``; the folder's ``metrics.train_precision`` says which ran. Scoring (dev each epoch, export,
+    #: calibration, evaluation) is float32 either way.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+
+    @model_validator(mode="after")
+    def _precision_alone(self) -> "TrainSection":
+        if self.precision != "fp32" and self.qat > 0:
+            raise ValueError("train.qat needs train.precision=\"fp32\": quantisation-aware steps round to int8 in "
+                             "float32 and were never measured under bfloat16")
+        return self
 
 
 class LinearSection(_Section):

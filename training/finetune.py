@@ -138,6 +138,21 @@ class FinetuneResult:
     train_rows: int
     #: The run resumed from or wrote a checkpoint: remove the checkpoint folder once the model is written.
     checkpoint_used: bool = False
+    #: The arithmetic the fine-tune ran in (``train.precision`` resolved): "fp32" or "bf16".
+    precision: str = "fp32"
+
+
+def train_precision(setting: str) -> str:
+    """``train.precision`` resolved on this machine: ``auto`` is ``bf16`` where the CPU computes bfloat16 natively
+    (oneDNN's own check), else ``fp32``."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return "fp32"
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -436,13 +451,16 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         raise ValueError("train_weights must be >= 0 and not all 0")
     folder = Path(checkpoint) if checkpoint is not None else None
     every = tc.checkpoint_every if folder is not None else 0
+    precision = train_precision(tc.precision)
     fp, meta = None, None
     if folder is not None:
         fp = ckpt.run_fingerprint(cfg, {"train_texts": train_texts, "train_y": list(train_y),
                                         "train_contexts": train_contexts, "train_subtypes": train_subtypes,
                                         "dev_texts": dev_texts, "dev_y": list(dev_y), "dev_contexts": dev_contexts,
                                         **({"train_families": train_families} if contrast else {}),
-                                        **({"train_weights": train_weights} if train_weights is not None else {})})
+                                        **({"train_weights": train_weights} if train_weights is not None else {}),
+                                        # "auto" resolves per machine: a run is resumed in the arithmetic it began in
+                                        **({"precision": precision} if precision != "fp32" else {})})
         if resume:
             meta = ckpt.read_meta(folder)
             if meta is None:
@@ -570,6 +588,10 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         wrote = True
 
     started = time.time() - elapsed
+    if tc.precision != "fp32":
+        log(f"train.precision {tc.precision}: forward and backward passes in "
+            + ("bfloat16 (weights, optimiser and loss in float32)" if precision == "bf16" else
+               "float32 (this CPU has no native bfloat16)"))
     # In a log file (no terminal) a redrawn bar is noise: update it twice a minute there.
     bar = tqdm(total=total_steps, initial=step, desc="fine-tuning", unit="step", disable=not progress,
                dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
@@ -594,7 +616,9 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                     bar.write(f"quantisation-aware from step {step + 1} of {total_steps}: {n} linear layers "
                               "run int8-rounded")
             ids, mask = _collate(encoded, batch, pad_id)
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            logits = logits.float()  # every loss in float32
             gold = y[batch]
             has = gold >= 0
             if bool(has.any()):
@@ -658,7 +682,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         model.load_state_dict(best_state)
     model.eval()
     return FinetuneResult(model, tokenizer, history, best_epoch, time.time() - started, len(train_texts),
-                          checkpoint_used=meta is not None or wrote)
+                          checkpoint_used=meta is not None or wrote, precision=precision)
 
 
 def _as_tuple(state):

@@ -308,7 +308,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
                            train_weights=weights)
             used_checkpoint = checkpoint_dir(out) if res.checkpoint_used else None
             history = res.history
-            extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds}
+            extra = {"best_epoch": res.best_epoch, "finetune_seconds": res.seconds, "train_precision": res.precision}
             if cfg.distill.teacher:
                 extra["distill"] = {"teacher": cfg.distill.teacher, "teacher_version": _teacher_version(
                     cfg.distill.teacher), "unlabeled_rows": unlabeled_rows, "layers": cfg.model.layers or None}

@@ -188,3 +188,44 @@ def test_label_smoothing_reaches_both_label_losses_and_is_validated(tmp_path):
         assert not torch.allclose(got[0.3, name], got[0.0, name], atol=1e-4), name
     with pytest.raises(Exception, match="label_smoothing"):
         tiny_config(tmp_path / "m", "train.label_smoothing=1.0")
+
+
+def test_bf16_precision_runs_matrix_products_in_bfloat16_and_keeps_float32_weights(tmp_path, monkeypatch):
+    """``train.precision=bf16``: the layers compute in bfloat16 during the fine-tune (seen at the output layer),
+    the weights that come out are float32 and close to, not equal to, a float32 run's; the folder records which
+    arithmetic ran. ``auto`` follows oneDNN's check; bf16 with quantisation-aware steps is refused."""
+    import torch
+
+    from serving import labels as L
+    from tests.helpers import MINI_CORPUS, read_jsonl, tiny_config
+    from training import finetune as ft
+
+    rows = read_jsonl(MINI_CORPUS)[:24]
+    texts, ys = [r["text"] for r in rows], [L.LABEL2ID[r["label"]] for r in rows]
+    got, dtypes = {}, {}
+    for precision in ("fp32", "bf16"):
+        cfg = tiny_config(tmp_path / "m", 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=3",
+                          "train.epochs=1", "train.batch_size=8", f"train.precision=\"{precision}\"")
+        seen = []  # the output dtype of every linear layer run in training mode (the fine-tune's steps)
+        handle = torch.nn.modules.module.register_module_forward_hook(
+            lambda mod, args, out: seen.append(out.dtype) if isinstance(mod, torch.nn.Linear) and mod.training
+            else None)
+        try:
+            res = ft.finetune(cfg, texts, ys, [], [], progress=False)
+        finally:
+            handle.remove()
+        assert res.precision == precision
+        dtypes[precision] = set(seen)
+        got[precision] = res.model.classifier.weight.detach().clone()
+        assert all(p.dtype == torch.float32 for p in res.model.parameters())
+    assert dtypes["fp32"] == {torch.float32} and dtypes["bf16"] == {torch.bfloat16}
+    assert not torch.equal(got["bf16"], got["fp32"]) and torch.allclose(got["bf16"], got["fp32"], atol=5e-3)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert ft.train_precision("auto") == "fp32" and ft.train_precision("bf16") == "bf16"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert ft.train_precision("auto") == "bf16"
+    with pytest.raises(Exception, match="train.qat needs train.precision"):
+        tiny_config(tmp_path / "m", 'train.precision="bf16"', "train.qat=0.5")
+    with pytest.raises(Exception, match="precision"):
+        tiny_config(tmp_path / "m", 'train.precision="fp16"')
