@@ -147,8 +147,9 @@ class TrainSection(_Section):
     #: ``bf16``: matrix products in bfloat16 (``torch.autocast``), weights, optimiser and loss kept in float32; about
     #: twice the steps per second on a CPU with bfloat16 instructions (AVX512-BF16, AMX), slower where it is
     #: emulated. ``auto``: ``bf16`` where the CPU has them (``torch.ops.mkldnn._is_mkldnn_bf16_supported``), else
-    #: ``fp32``; the folder's ``metrics.train_precision`` says which ran. Scoring (dev each epoch, export,
-    #: calibration, evaluation) is float32 either way.
+    #: ``fp32``; the folder's ``metrics.train_precision`` says which ran. The fine-tune's own scoring (dev after
+    #: each epoch, the sub-type refit's features) runs in the same arithmetic; export, calibration, evaluation and
+    #: serving are float32 / int8 either way.
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
 
     @model_validator(mode="after")

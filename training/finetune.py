@@ -294,15 +294,16 @@ def stored_in_fp16(folder: str | Path) -> bool:
 
 
 def _sorted_forward(model, tokenizer, texts: list[str], max_length: int, contexts: list[str | None] | None,
-                    batch_size: int):
+                    batch_size: int, precision: str = "fp32"):
     """Run the model over normalised texts (first window, parents where given) in length-sorted batches without
-    grad; yields each batch's row indices and logits."""
+    grad; yields each batch's row indices and logits. ``precision`` "bf16": matrix products in bfloat16 (the
+    fine-tune's own scoring of dev and of the sub-type refit's features under ``train.precision``)."""
     import torch
 
     encoded = encode_inputs(tokenizer, texts, max_length, contexts)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         for s in range(0, len(order), batch_size):
             batch = order[s:s + batch_size]
             ids, mask = _collate(encoded, batch, tokenizer.pad_token_id or 0)
@@ -310,24 +311,24 @@ def _sorted_forward(model, tokenizer, texts: list[str], max_length: int, context
 
 
 def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
-                   contexts: list[str | None] | None = None) -> np.ndarray:
+                   contexts: list[str | None] | None = None, precision: str = "fp32") -> np.ndarray:
     """Label logits for normalised texts (first window, with parents where given), length-sorted batches, no
     grad."""
     out = np.zeros((len(texts), len(L.LABELS)), dtype=np.float64)
-    for batch, logits in _sorted_forward(model, tokenizer, texts, max_length, contexts, batch_size):
+    for batch, logits in _sorted_forward(model, tokenizer, texts, max_length, contexts, batch_size, precision):
         out[batch] = logits[:, :len(L.LABELS)].float().numpy()
     return out
 
 
 def head_inputs(model, tokenizer, texts: list[str], max_length: int, contexts: list[str | None] | None = None,
-                batch_size: int = 64) -> np.ndarray:
+                batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
     """What the output layer reads for each normalised text (first window, parents where given): the BERT pooler
     output, or the input of a RoBERTa head's ``out_proj``. Length-sorted batches, no grad."""
     head, seen = _head(model), {}
     hook = head.register_forward_hook(lambda module, args, out: seen.__setitem__("x", args[0]))
     out = np.zeros((len(texts), head.in_features), dtype=np.float32)
     try:
-        for batch, _ in _sorted_forward(model, tokenizer, texts, max_length, contexts, batch_size):
+        for batch, _ in _sorted_forward(model, tokenizer, texts, max_length, contexts, batch_size, precision):
             out[batch] = seen["x"].float().numpy()
     finally:
         hook.remove()
@@ -656,8 +657,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         if qat_on:  # dev is scored in fp32 every epoch, so epochs compare; the best state holds plain weights
             qat.remove(model)
             qat_on = False
-        dev_logits = (predict_logits(model, tokenizer, dev_texts, cfg.model.max_length, contexts=dev_contexts)
-                      if dev_texts else None)
+        dev_logits = (predict_logits(model, tokenizer, dev_texts, cfg.model.max_length, contexts=dev_contexts,
+                                     precision=precision) if dev_texts else None)
         dev_f1 = (float(f1_score(dev_y, dev_logits.argmax(1), labels=list(range(len(L.LABELS))), average="macro",
                                  zero_division=0)) if dev_texts else 0.0)
         history.append({"epoch": epoch, "train_loss": running / max(seen, 1), "dev_macro_f1": dev_f1,

@@ -113,8 +113,8 @@ def _refit_subtypes(res, cfg: TrainConfig, texts: list[str], labels: list[int], 
     dev_subs = [names.index(n) if (n := L.subtype_of(ex.label, ex.kind)) else -100 for ex in dev_rows]
     length = cfg.model.max_length
     train_x = head_inputs(res.model, res.tokenizer, [texts[i] for i in rows], length,
-                          None if parents is None else [parents[i] for i in rows])
-    dev_x = head_inputs(res.model, res.tokenizer, dev_texts, length, dev_parents)
+                          None if parents is None else [parents[i] for i in rows], precision=res.precision)
+    dev_x = head_inputs(res.model, res.tokenizer, dev_texts, length, dev_parents, precision=res.precision)
     refit = refit_subtype_rows(res.model, train_x, [labels[i] for i in rows], [subs[i] for i in rows], dev_x,
                                [L.LABEL2ID[ex.label] for ex in dev_rows], dev_subs, seed=cfg.train.seed)
     log(f"sub-type rows refitted on frozen features ({refit.rows} training rows, C {refit.C}): dev sub-type accuracy "

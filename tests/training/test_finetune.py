@@ -194,6 +194,7 @@ def test_bf16_precision_runs_matrix_products_in_bfloat16_and_keeps_float32_weigh
     """``train.precision=bf16``: the layers compute in bfloat16 during the fine-tune (seen at the output layer),
     the weights that come out are float32 and close to, not equal to, a float32 run's; the folder records which
     arithmetic ran. ``auto`` follows oneDNN's check; bf16 with quantisation-aware steps is refused."""
+    import numpy as np
     import torch
 
     from serving import labels as L
@@ -220,6 +221,10 @@ def test_bf16_precision_runs_matrix_products_in_bfloat16_and_keeps_float32_weigh
         assert all(p.dtype == torch.float32 for p in res.model.parameters())
     assert dtypes["fp32"] == {torch.float32} and dtypes["bf16"] == {torch.bfloat16}
     assert not torch.equal(got["bf16"], got["fp32"]) and torch.allclose(got["bf16"], got["fp32"], atol=5e-3)
+    # the fine-tune's own scoring (dev each epoch, the sub-type refit's features) follows the setting
+    for fn in (ft.predict_logits, ft.head_inputs):
+        plain, half = (fn(res.model, res.tokenizer, texts, 32, precision=p) for p in ("fp32", "bf16"))
+        assert not np.array_equal(plain, half) and np.allclose(plain, half, atol=0.1), fn.__name__
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     assert ft.train_precision("auto") == "fp32" and ft.train_precision("bf16") == "bf16"
