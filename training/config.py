@@ -154,9 +154,9 @@ class TrainSection(_Section):
 
     @model_validator(mode="after")
     def _precision_alone(self) -> "TrainSection":
-        if self.precision != "fp32" and self.qat > 0:
-            raise ValueError("train.qat needs train.precision=\"fp32\": quantisation-aware steps round to int8 in "
-                             "float32 and were never measured under bfloat16")
+        if self.precision == "bf16" and self.qat > 0:  # "auto" runs float32 with qat (training.finetune)
+            raise ValueError("train.qat needs train.precision=\"fp32\" (or \"auto\"): quantisation-aware steps "
+                             "round to int8 in float32 and were never measured under bfloat16")
         return self
 
 

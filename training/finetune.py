@@ -452,7 +452,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         raise ValueError("train_weights must be >= 0 and not all 0")
     folder = Path(checkpoint) if checkpoint is not None else None
     every = tc.checkpoint_every if folder is not None else 0
-    precision = train_precision(tc.precision)
+    precision = "fp32" if tc.qat > 0 else train_precision(tc.precision)  # qat rounds in float32 (config check)
     fp, meta = None, None
     if folder is not None:
         fp = ckpt.run_fingerprint(cfg, {"train_texts": train_texts, "train_y": list(train_y),

@@ -232,5 +232,8 @@ def test_bf16_precision_runs_matrix_products_in_bfloat16_and_keeps_float32_weigh
     assert ft.train_precision("auto") == "bf16"
     with pytest.raises(Exception, match="train.qat needs train.precision"):
         tiny_config(tmp_path / "m", 'train.precision="bf16"', "train.qat=0.5")
+    cfg = tiny_config(tmp_path / "m", 'model.base="minilm"', "train.max_steps=2", "train.epochs=1",
+                      "train.batch_size=8", 'train.precision="auto"', "train.qat=0.5")
+    assert ft.finetune(cfg, texts, ys, [], [], progress=False).precision == "fp32"  # qat rounds in float32
     with pytest.raises(Exception, match="precision"):
         tiny_config(tmp_path / "m", 'train.precision="fp16"')
