@@ -51,6 +51,8 @@ def render_model_card(meta: ModelMeta, result: dict | None = None, audit: dict |
         "Counterpoint classifier: tells **extremist** content from **counter-narrative** and **neutral** content in "
         "English, Urdu (Arabic script) and Roman Urdu.", "",
         f"- Model kind: `{meta.kind}`" + (f", fine-tuned from `{meta.base_model}`" if meta.base_model else "")
+        + (" in bfloat16 arithmetic (`train.precision`; weights kept and stored in float32/fp16 as usual)"
+           if (meta.metrics or {}).get("train_precision") == "bf16" else "")
         + (f"; the linear TF-IDF baseline (`{meta.linear_blend['file']}`, fitted on the same training rows) holds a "
            f"{meta.linear_blend['weight']:g} share of the label logits of texts without a parent post"
            + (f" and a {meta.linear_blend['subtype_weight']:g} share of their sub-type logits (its own sub-type "

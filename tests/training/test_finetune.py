@@ -226,6 +226,15 @@ def test_bf16_precision_runs_matrix_products_in_bfloat16_and_keeps_float32_weigh
         plain, half = (fn(res.model, res.tokenizer, texts, 32, precision=p) for p in ("fp32", "bf16"))
         assert not np.array_equal(plain, half) and np.allclose(plain, half, atol=0.1), fn.__name__
 
+    from serving.artifact import ModelMeta
+    from training.modelcard import render_model_card
+
+    for precision in ("fp32", "bf16"):  # the card says so when the fine-tune ran in bfloat16
+        meta = ModelMeta(name="m", version="v", kind="transformer", created_at="2026-12-06", labels=list(L.LABELS),
+                         label_schema_version=1, normaliser_version=1, base_model="e5-small",
+                         metrics={"train_precision": precision})
+        assert ("in bfloat16 arithmetic" in render_model_card(meta, {"datasets": {}})) == (precision == "bf16")
+
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     assert ft.train_precision("auto") == "fp32" and ft.train_precision("bf16") == "bf16"
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
