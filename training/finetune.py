@@ -592,7 +592,8 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     if tc.precision != "fp32":
         log(f"train.precision {tc.precision}: forward and backward passes in "
             + ("bfloat16 (weights, optimiser and loss in float32)" if precision == "bf16" else
-               "float32 (this CPU has no native bfloat16)"))
+               "float32 (" + ("quantisation-aware steps round in float32" if tc.qat > 0 else
+                              "this CPU has no native bfloat16") + ")"))
     # In a log file (no terminal) a redrawn bar is noise: update it twice a minute there.
     bar = tqdm(total=total_steps, initial=step, desc="fine-tuning", unit="step", disable=not progress,
                dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
