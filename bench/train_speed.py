@@ -27,7 +27,7 @@ def one(threads: int, vocab_keep: str, steps: int, warmup: int, precision: str =
     import torch
 
     from training.config import load_config
-    from training.finetune import _batches, _collate, encode_inputs, freeze, training_base
+    from training.finetune import _batches, _collate, autocast, encode_inputs, freeze, training_base
     from training.pipeline import contexts_of, load_splits, training_inputs
     from serving.text import normalize
 
@@ -56,7 +56,7 @@ def one(threads: int, vocab_keep: str, steps: int, warmup: int, precision: str =
     for k, batch in enumerate(batches[:warmup + steps]):
         started = time.perf_counter()
         ids, mask = _collate(encoded, batch, tok.pad_token_id or 0)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):  # as training.finetune
+        with autocast(precision):  # as training.finetune's steps
             logits = model(input_ids=ids, attention_mask=mask).logits
         loss = loss_fn(logits.float()[:, :3], labels[batch])
         loss.backward()

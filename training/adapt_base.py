@@ -269,7 +269,8 @@ def drop_held_back(texts: list[str], exclude: Sequence[str | Path], text_field: 
     def key(t: str) -> str:
         return " ".join(t.lower().split())
 
-    held = {key(t) for t in read_texts(exclude, text_field)[0]} if exclude else set()  # a bad line there holds no text to hold back
+    # a bad line of an --exclude file holds no text to hold back
+    held = {key(t) for t in read_texts(exclude, text_field)[0]} if exclude else set()
     seen, kept = set(), []
     for t in texts:
         k = key(t)

@@ -142,17 +142,26 @@ class FinetuneResult:
     precision: str = "fp32"
 
 
-def train_precision(setting: str) -> str:
+def train_precision(setting: str, qat: float = 0.0) -> str:
     """``train.precision`` resolved on this machine: ``auto`` is ``bf16`` where the CPU computes bfloat16 natively
-    (oneDNN's own check), else ``fp32``."""
-    if setting != "auto":
-        return setting
+    (oneDNN's own check), else ``fp32``; with quantisation-aware steps (``train.qat`` > 0; the config refuses an
+    explicit ``bf16`` there) always ``fp32``, since they round to int8 in float32."""
+    if setting != "auto" or qat > 0:
+        return "fp32" if qat > 0 else setting
     import torch
 
     try:
         return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     except (AttributeError, RuntimeError):  # a torch build without oneDNN
         return "fp32"
+
+
+def autocast(precision: str):
+    """The context every fine-tune forward pass runs in: bfloat16 matrix products for ``"bf16"``, plain float32
+    otherwise."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -303,7 +312,7 @@ def _sorted_forward(model, tokenizer, texts: list[str], max_length: int, context
     encoded = encode_inputs(tokenizer, texts, max_length, contexts)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     model.eval()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with torch.inference_mode(), autocast(precision):
         for s in range(0, len(order), batch_size):
             batch = order[s:s + batch_size]
             ids, mask = _collate(encoded, batch, tokenizer.pad_token_id or 0)
@@ -452,7 +461,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         raise ValueError("train_weights must be >= 0 and not all 0")
     folder = Path(checkpoint) if checkpoint is not None else None
     every = tc.checkpoint_every if folder is not None else 0
-    precision = "fp32" if tc.qat > 0 else train_precision(tc.precision)  # qat rounds in float32 (config check)
+    precision = train_precision(tc.precision, tc.qat)
     fp, meta = None, None
     if folder is not None:
         fp = ckpt.run_fingerprint(cfg, {"train_texts": train_texts, "train_y": list(train_y),
@@ -589,11 +598,12 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
         wrote = True
 
     started = time.time() - elapsed
-    if tc.precision != "fp32":
-        log(f"train.precision {tc.precision}: forward and backward passes in "
-            + ("bfloat16 (weights, optimiser and loss in float32)" if precision == "bf16" else
-               "float32 (" + ("quantisation-aware steps round in float32" if tc.qat > 0 else
-                              "this CPU has no native bfloat16") + ")"))
+    if precision == "bf16":
+        log(f"train.precision {tc.precision}: forward and backward passes in bfloat16 (weights, optimiser and loss "
+            "in float32)")
+    elif tc.precision == "auto":
+        why = "quantisation-aware steps round in float32" if tc.qat > 0 else "this CPU has no native bfloat16"
+        log(f"train.precision auto: forward and backward passes in float32 ({why})")
     # In a log file (no terminal) a redrawn bar is noise: update it twice a minute there.
     bar = tqdm(total=total_steps, initial=step, desc="fine-tuning", unit="step", disable=not progress,
                dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
@@ -618,7 +628,7 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
                     bar.write(f"quantisation-aware from step {step + 1} of {total_steps}: {n} linear layers "
                               "run int8-rounded")
             ids, mask = _collate(encoded, batch, pad_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with autocast(precision):
                 logits = model(input_ids=ids, attention_mask=mask).logits
             logits = logits.float()  # every loss in float32
             gold = y[batch]
