@@ -111,6 +111,11 @@ class TrainSection(_Section):
     subtype_refit: bool = False
     #: Learning rate of the freshly initialised output layer, as a multiple of ``learning_rate``.
     head_lr_multiplier: float = Field(1.0, gt=0)
+    #: Layer-wise learning-rate decay (transformers; 1 = off): encoder layer ``i`` of ``L`` learns at
+    #: ``learning_rate * layer_decay ** (L - 1 - i)``, so the top layer keeps the full rate and each layer below it
+    #: learns more slowly (and changes less of what pretraining taught it); the embeddings at ``layer_decay ** L``.
+    #: The output layer is not decayed (``head_lr_multiplier``).
+    layer_decay: float = Field(1.0, gt=0, le=1)
     #: Optimiser steps between checkpoints of a transformer fine-tune (0 = none), written to
     #: ``<output.dir>.partial/`` and removed once the model folder is written; ``counterpoint train --resume``
     #: continues a killed run from there and ends exactly as an uninterrupted run would.

@@ -20,6 +20,7 @@ import copy
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -117,6 +118,31 @@ def _head(model):
     if head is None:
         return torch.nn.Module()
     return getattr(head, "out_proj", head)
+
+
+_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
+
+
+def layer_lr_scales(named: list[tuple[str, torch.nn.Parameter]], head: set[int], decay: float,
+                    head_multiplier: float) -> dict[str, float]:
+    """Learning-rate multiple of each named parameter: ``head_multiplier`` for the output layer (``head``: ids of its
+    parameters); with ``decay`` < 1, encoder layer ``i`` of ``L`` gets ``decay ** (L - 1 - i)``, the embeddings
+    ``decay ** L`` and anything else (a pooler) 1. With ``decay`` = 1 every non-head parameter gets 1, as before."""
+    depth = {n: int(m.group(1)) for n, _ in named if (m := _LAYER.search(n))}
+    layers = max(depth.values(), default=-1) + 1
+    out = {}
+    for n, p in named:
+        if id(p) in head:
+            out[n] = head_multiplier
+        elif decay == 1.0:
+            out[n] = 1.0
+        elif n in depth:
+            out[n] = decay ** (layers - 1 - depth[n])
+        elif "embeddings" in n:
+            out[n] = decay ** layers
+        else:
+            out[n] = 1.0
+    return out
 
 
 def set_seed(seed: int) -> None:
@@ -543,14 +569,15 @@ def finetune(cfg, train_texts: list[str], train_y: list[int], dev_texts: list[st
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     head = {id(p) for p in _head(model).parameters()}
+    scale = layer_lr_scales(trainable, head, tc.layer_decay, tc.head_lr_multiplier)
     groups = []
-    for in_head in (False, True):  # the freshly initialised output layer learns faster (train.head_lr_multiplier)
-        lr = tc.learning_rate * (tc.head_lr_multiplier if in_head else 1.0)
-        part = [(n, p) for n, p in trainable if (id(p) in head) == in_head]
+    for s in sorted(set(scale.values())):  # one pair of groups per learning rate (train.layer_decay, head)
+        part = [(n, p) for n, p in trainable if scale[n] == s]
         groups += [
             {"params": [p for n, p in part if not any(k in n for k in no_decay)], "weight_decay": tc.weight_decay,
-             "lr": lr},
-            {"params": [p for n, p in part if any(k in n for k in no_decay)], "weight_decay": 0.0, "lr": lr}]
+             "lr": tc.learning_rate * s},
+            {"params": [p for n, p in part if any(k in n for k in no_decay)], "weight_decay": 0.0,
+             "lr": tc.learning_rate * s}]
     groups = [g for g in groups if g["params"]]
     optim = torch.optim.AdamW(groups, lr=tc.learning_rate)
     sched = get_linear_schedule_with_warmup(optim, int(tc.warmup_ratio * total_steps), total_steps)

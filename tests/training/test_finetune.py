@@ -246,3 +246,43 @@ def test_bf16_precision_runs_matrix_products_in_bfloat16_and_keeps_float32_weigh
     assert ft.finetune(cfg, texts, ys, [], [], progress=False).precision == "fp32"  # qat rounds in float32
     with pytest.raises(Exception, match="precision"):
         tiny_config(tmp_path / "m", 'train.precision="fp16"')
+
+
+def test_layer_decay_gives_lower_layers_smaller_learning_rates(tmp_path, monkeypatch):
+    """``train.layer_decay``: the optimiser gets the top encoder layer at the full rate, each layer below at one more
+    factor of the decay, the embeddings below them and the output layer at ``head_lr_multiplier``; at 1 every
+    non-head parameter learns at ``learning_rate`` as before. Out-of-range values are refused."""
+    import torch
+
+    from serving import labels as L
+    from tests.helpers import MINI_CORPUS, read_jsonl, tiny_config
+    from training import finetune as ft
+
+    rows = read_jsonl(MINI_CORPUS)[:16]
+    texts, ys = [r["text"] for r in rows], [L.LABEL2ID[r["label"]] for r in rows]
+    seen = {}
+
+    class Recording(torch.optim.AdamW):
+        def __init__(self, groups, **kw):
+            super().__init__(groups, **kw)
+            seen["lr"] = {id(p): g["lr"] for g in self.param_groups for p in g["params"]}
+
+    monkeypatch.setattr(torch.optim, "AdamW", Recording)
+    lr = {}
+    for decay in (1.0, 0.5):
+        cfg = tiny_config(tmp_path / "m", 'model.base="minilm"', "train.freeze_layers=0", "train.max_steps=1",
+                          "train.epochs=1", "train.batch_size=8", "train.learning_rate=1e-4",
+                          "train.head_lr_multiplier=3", f"train.layer_decay={decay}")
+        res = ft.finetune(cfg, texts, ys, [], [], progress=False)
+        lr[decay] = {n: seen["lr"][id(p)] for n, p in res.model.named_parameters() if id(p) in seen["lr"]}
+    top, bottom = "bert.encoder.layer.5.output.dense.weight", "bert.encoder.layer.0.attention.self.query.weight"
+    emb, head = "bert.embeddings.word_embeddings.weight", "classifier.weight"
+    assert lr[1.0][top] == lr[1.0][bottom] == lr[1.0][emb] == pytest.approx(1e-4)
+    assert lr[1.0][head] == pytest.approx(3e-4)
+    assert lr[0.5][top] == pytest.approx(1e-4) and lr[0.5][head] == pytest.approx(3e-4)
+    assert lr[0.5]["bert.encoder.layer.4.output.dense.weight"] == pytest.approx(0.5e-4)
+    assert lr[0.5][bottom] == pytest.approx(1e-4 * 0.5 ** 5)
+    assert lr[0.5][emb] == pytest.approx(1e-4 * 0.5 ** 6)
+    for bad in ("0", "1.5"):
+        with pytest.raises(Exception, match="layer_decay"):
+            tiny_config(tmp_path / "m", f"train.layer_decay={bad}")
