@@ -289,11 +289,13 @@ def evaluate_files(predictor, files: Sequence[str | Path], out_dir: str | Path, 
 
 
 def evaluate_sets(predictor, sets: dict[str, Sequence[Example]], out_dir: str | Path, *, plots: bool = True,
-                  profile: str | None = None, context_field: str | None = None) -> dict:
+                  profile: str | None = None, context_field: str | None = None, cache: dict | None = None) -> dict:
+    """Metrics, plots and a report of each named set. ``cache``: a dict to fill with what was scored (see
+    ``_score``; ``(text, parent) -> (probabilities, sub-type logits)``), for a caller that needs the same scores."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"model": model_summary(predictor), "datasets": {}}
-    cache: dict = {}  # the per-file sets repeat the rows of "test": score each row once
+    cache = {} if cache is None else cache  # the per-file sets repeat the rows of "test": score each row once
     for name, examples in sets.items():
         metrics, probs = evaluate_examples(predictor, examples, profile=profile, context_field=context_field,
                                            cache=cache)

@@ -391,14 +391,18 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
         if len(cfg.data.test) > 1:  # each test file on its own too: the written split and the real-post part
             for path in cfg.data.test:
                 sets[Path(path).stem] = [ex for ex in splits["test"] if ex.file == str(path)]
-        result = evaluate_sets(predictor, sets, tmp / "eval",
-                               context_field=cfg.data.context_field if reads_context else None)
+        field = cfg.data.context_field if reads_context else None
+        scored: dict = {}
+        result = evaluate_sets(predictor, sets, tmp / "eval", context_field=field, cache=scored)
         metrics = {"backend": predictor.backend, "history": history, **extra,
                    **{name: _brief(d) for name, d in result["datasets"].items()}}
         onnx_entry = dict(meta.onnx)
         if cfg.model.kind == "transformer" and meta.onnx:
             reference = load_predictor(tmp, "torch", verify=False)
-            onnx_entry["parity"] = parity(reference, predictor, norm["test"], ys["test"], ctx["test"])
+            served = np.stack([scored[(ex.text, (ex.extra.get(field) or None) if field else None)][0]
+                               for ex in splits["test"]]) if splits["test"] else None
+            onnx_entry["parity"] = parity(reference, predictor, norm["test"], ys["test"], ctx["test"],
+                                          candidate_probs=served)
             metrics["torch_test_macro_f1"] = onnx_entry["parity"]["reference_macro_f1"]
             log(f"ONNX {predictor.backend} vs torch on test: argmax agreement "
                 f"{onnx_entry['parity']['label_agreement']:.4f}, macro-F1 {onnx_entry['parity']['macro_f1']:.4f} vs "
@@ -484,13 +488,17 @@ def _brief(d: dict) -> dict:
     return {k: d[k] for k in keep if k in d}
 
 
-def parity(reference, candidate, texts: list[str], y: np.ndarray, contexts: list | None = None) -> dict:
-    """How far ``candidate`` (ONNX) departs from ``reference`` (torch) on the same normalised texts."""
+def parity(reference, candidate, texts: list[str], y: np.ndarray, contexts: list | None = None,
+           candidate_probs: np.ndarray | None = None) -> dict:
+    """How far ``candidate`` (ONNX) departs from ``reference`` (torch) on the same normalised texts.
+    ``candidate_probs``: the candidate's probabilities of these texts where already computed (training passes the
+    test evaluation's, so the served graph scores the test rows once)."""
     from sklearn.metrics import f1_score
 
     kw = {"contexts": contexts} if contexts is not None else {}
     p_ref = reference.predict_proba(texts, normalized=True, **kw)
-    p_can = candidate.predict_proba(texts, normalized=True, **kw)
+    p_can = (candidate.predict_proba(texts, normalized=True, **kw) if candidate_probs is None
+             else np.asarray(candidate_probs))
     th = reference.meta.thresholds
     lab_ref, lab_can = decide(p_ref, th), decide(p_can, th)
     present = sorted(set(y.tolist()))

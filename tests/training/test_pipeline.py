@@ -28,6 +28,8 @@ def test_transformer_folder_is_complete_and_self_describing(transformer_model_di
     assert set(meta.thresholds) == {L.EXTREMIST, L.COUNTER_NARRATIVE} and meta.temperature > 0
     assert meta.onnx["parity"]["n"] > 0 and "argmax_agreement" in meta.onnx["parity"]
     assert meta.metrics["test"]["n"] > 0 and "per_lang" in meta.metrics["test"]
+    # Parity reads the served graph's test scores from the test evaluation (scored once): the same decisions
+    assert meta.onnx["parity"]["macro_f1"] == pytest.approx(meta.metrics["test"]["macro_f1"], abs=1e-12)
     assert all(v for v in meta.data["files"].values())
     card = (transformer_model_dir / "README.md").read_text()
     assert "Intended use" in card and "Limitations" in card and "| language |" in card
