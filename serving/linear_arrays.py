@@ -22,8 +22,6 @@ from typing import Sequence
 
 import numpy as np
 
-from serving import labels as L
-
 _WHITE = re.compile(r"\s\s+")  # scikit-learn's char_wb preprocessing
 
 
@@ -44,9 +42,8 @@ class LinearArrays:
 
     # -- from and to the training side ------------------------------------------------------------------------------
     @classmethod
-    def from_pipeline(cls, pipe, *, classifier: bool = True) -> "LinearArrays":
-        """The numbers of a fitted ``training.baseline`` pipeline (word branch, then char branch). ``classifier``
-        False: only its fitted features (zero label weights), for ``features`` before the regression is fitted."""
+    def from_pipeline(cls, pipe) -> "LinearArrays":
+        """The numbers of a fitted ``training.baseline`` pipeline (word branch, then char branch)."""
         branches = dict(pipe.named_steps["features"].transformer_list)
         word, char = branches["word"], branches["char"]
         hw, hc = word.named_steps["hash"], char.named_steps["hash"]
@@ -58,11 +55,9 @@ class LinearArrays:
             if not (t.sublinear_tf and t.use_idf and t.norm == "l2"):
                 raise ValueError("the linear blend expects sublinear tf, idf and l2 norm (training/baseline.py)")
         clf = pipe.named_steps["clf"]
-        coef = (np.asarray(clf.coef_, dtype=np.float64) if classifier else
-                np.zeros((len(L.LABELS), 2 * hw.n_features)))
-        intercept = np.asarray(clf.intercept_, dtype=np.float64) if classifier else np.zeros(len(L.LABELS))
         return cls(word.named_steps["tfidf"].idf_.astype(np.float64), char.named_steps["tfidf"].idf_.astype(np.float64),
-                   coef, intercept, hw.ngram_range, hc.ngram_range, hw.token_pattern)
+                   np.asarray(clf.coef_, dtype=np.float64), np.asarray(clf.intercept_, dtype=np.float64),
+                   hw.ngram_range, hc.ngram_range, hw.token_pattern)
 
     @property
     def sub_coef(self) -> np.ndarray | None:

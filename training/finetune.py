@@ -393,17 +393,14 @@ def _subtype_accuracy(logits: np.ndarray, labels: np.ndarray, subs: np.ndarray) 
 
 def refit_subtype_rows(model, train_x: np.ndarray, train_y: list[int], train_subs: list[int], dev_x: np.ndarray,
                        dev_y: list[int], dev_subs: list[int], *, grid: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0),
-                       seed: int = 0, n_jobs: int = 1) -> SubtypeRefit:
+                       seed: int = 0) -> SubtypeRefit:
     """Refit the sub-type rows of the output layer on frozen features (``head_inputs``), leaving the label rows and
     so every label score exactly as they were (issue 15). Per label, a multinomial logistic regression over that
     label's sub-types on the training rows of that label; served sub-types are a softmax over the decided label's
     own sub-types, so these rows serve exactly the regression's probabilities. ``C`` is chosen on dev; the new rows
-    are kept only where they beat the jointly trained ones on dev. ``n_jobs``: regressions fitted side by side in
-    that many worker processes (the same fits as one after the other)."""
+    are kept only where they beat the jointly trained ones on dev."""
     import torch
     from sklearn.linear_model import LogisticRegression
-
-    from training.baseline import fit_side_by_side
 
     names, n_labels = L.subtype_names(), len(L.LABELS)
     head = _head(model)
@@ -412,23 +409,17 @@ def refit_subtype_rows(model, train_x: np.ndarray, train_y: list[int], train_sub
     dy, ds = np.asarray(dev_y), np.asarray(dev_subs)
     dm = ds >= 0
 
-    problems = []  # per label with two or more sub-types among its training rows: (label, rows)
-    for label in L.LABELS:
-        rows = (ts >= 0) & (ty == L.LABEL2ID[label])
-        if len(np.unique(ts[rows])) >= 2:  # else nothing to separate: the jointly trained rows of this label stay
-            problems.append((label, rows))
-    # Every (C, label) regression at once, side by side in worker processes (each is single-threaded lbfgs).
-    fits = fit_side_by_side([(LogisticRegression(C=C, max_iter=3000, random_state=seed), train_x[rows], ts[rows], {})
-                             for C in grid for _, rows in problems], n_jobs)
-    by_c = {C: fits[k * len(problems):(k + 1) * len(problems)] for k, C in enumerate(grid)}
-
     def fitted(C: float) -> tuple[np.ndarray, np.ndarray]:
         w, b = weight[n_labels:].copy(), bias[n_labels:].copy()
-        for (label, _), clf in zip(problems, by_c[C]):
+        for label in L.LABELS:
             own = [names.index(n) for n in L.SUBTYPES[label]]
-            coef = clf.coef_ if len(clf.classes_) > 2 else np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
-            icpt = (clf.intercept_ if len(clf.classes_) > 2 else
-                    np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2]))
+            rows = (ts >= 0) & (ty == L.LABEL2ID[label])
+            classes = np.unique(ts[rows])
+            if len(classes) < 2:  # nothing to separate: keep the jointly trained rows of this label
+                continue
+            clf = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit(train_x[rows], ts[rows])
+            coef = clf.coef_ if len(classes) > 2 else np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
+            icpt = clf.intercept_ if len(classes) > 2 else np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
             for k in own:  # a sub-type with no training row of its label is never chosen
                 w[k], b[k] = 0.0, -30.0
             for c, cw, cb in zip(clf.classes_, coef, icpt):

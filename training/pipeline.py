@@ -7,7 +7,6 @@ half-written ``models/default`` that the service would then refuse.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -117,8 +116,7 @@ def _refit_subtypes(res, cfg: TrainConfig, texts: list[str], labels: list[int], 
                           None if parents is None else [parents[i] for i in rows], precision=res.precision)
     dev_x = head_inputs(res.model, res.tokenizer, dev_texts, length, dev_parents, precision=res.precision)
     refit = refit_subtype_rows(res.model, train_x, [labels[i] for i in rows], [subs[i] for i in rows], dev_x,
-                               [L.LABEL2ID[ex.label] for ex in dev_rows], dev_subs, seed=cfg.train.seed,
-                               n_jobs=cfg.train.threads or os.cpu_count() or 1)
+                               [L.LABEL2ID[ex.label] for ex in dev_rows], dev_subs, seed=cfg.train.seed)
     log(f"sub-type rows refitted on frozen features ({refit.rows} training rows, C {refit.C}): dev sub-type accuracy "
         f"given the label {refit.dev_accuracy_before:.3f} -> {refit.dev_accuracy_after:.3f}"
         + ("" if refit.kept else "; not better, the jointly trained rows stay") + f" ({time.time() - started:.0f}s)")
@@ -141,22 +139,18 @@ def _fit_blend(cfg: TrainConfig, folder: Path, examples: list[Example], texts: l
     ``with_subtypes`` (a model with a sub-type head) and ``model.subtype_blend``: sub-type rows on the same features
     (``training.baseline.fit_subtypes``) go into the same file."""
     from serving.linear_arrays import LinearArrays
-    from training.baseline import fit, fit_with_subtypes
+    from training.baseline import fit
 
     started = time.time()
     keep = [i for i in range(len(texts)) if not parents or not parents[i]]
     weights = _real_weights(cfg, [examples[i] for i in keep])
-    kw = dict(class_weighting=cfg.train.class_weighting, seed=cfg.train.seed, sample_weight=weights)
+    pipe = fit(cfg.linear, [texts[i] for i in keep], [labels[i] for i in keep],
+               class_weighting=cfg.train.class_weighting, seed=cfg.train.seed, sample_weight=weights)
+    arrays = LinearArrays.from_pipeline(pipe)
     out = {"file": BLEND_FILE, "weight": cfg.model.linear_blend, "rows": len(keep)}
-    if with_subtypes and cfg.model.subtype_blend > 0:  # the label and sub-type regressions side by side
-        subs = _linear_subtype_names(examples, labels, keep)
-        pipe, coef, intercept = fit_with_subtypes(cfg.linear, [texts[i] for i in keep], [labels[i] for i in keep],
-                                                  subs, n_jobs=cfg.train.threads or os.cpu_count() or 1, **kw)
-        arrays = LinearArrays.from_pipeline(pipe).with_subtypes(coef, intercept)
-        out.update(subtype_weight=cfg.model.subtype_blend, subtype_rows=sum(s is not None for s in subs))
-    else:
-        arrays = LinearArrays.from_pipeline(fit(cfg.linear, [texts[i] for i in keep], [labels[i] for i in keep],
-                                                **kw))
+    if with_subtypes and cfg.model.subtype_blend > 0:
+        arrays, taught = _linear_subtypes(cfg, arrays, examples, texts, labels, keep)
+        out.update(subtype_weight=cfg.model.subtype_blend, subtype_rows=taught)
     arrays.save(folder / BLEND_FILE)  # served without scikit-learn (its arrays only)
     log(f"linear blend: TF-IDF baseline fitted on {len(keep)} training rows in {time.time() - started:.0f}s, "
         f"weight {cfg.model.linear_blend}" + (f", sub-type weight {cfg.model.subtype_blend}"
@@ -228,17 +222,11 @@ def _linear_subtypes(cfg: TrainConfig, arrays, examples: list[Example], texts: l
     alone whose label then changes teaches none. Training and ``add_subtype_blend`` both fit them here."""
     from training.baseline import fit_subtypes
 
-    subs = _linear_subtype_names(examples, labels, keep)
-    coef, intercept = fit_subtypes(cfg.linear, arrays.features([texts[i] for i in keep]), [labels[i] for i in keep],
-                                   subs, seed=cfg.train.seed, n_jobs=cfg.train.threads or os.cpu_count() or 1)
-    return arrays.with_subtypes(coef, intercept), sum(s is not None for s in subs)
-
-
-def _linear_subtype_names(examples: list[Example], labels: list[int], keep: list[int]) -> list[str | None]:
-    """The sub-type each kept training row teaches the linear model, or None: as for the fine-tune, a reply read
-    alone whose label then changes teaches none."""
-    return [L.subtype_of(examples[i].label, examples[i].kind) if L.ID2LABEL[labels[i]] == examples[i].label
+    subs = [L.subtype_of(examples[i].label, examples[i].kind) if L.ID2LABEL[labels[i]] == examples[i].label
             else None for i in keep]
+    coef, intercept = fit_subtypes(cfg.linear, arrays.features([texts[i] for i in keep]), [labels[i] for i in keep],
+                                   subs, seed=cfg.train.seed)
+    return arrays.with_subtypes(coef, intercept), sum(s is not None for s in subs)
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = False) -> Path:

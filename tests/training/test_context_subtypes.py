@@ -105,8 +105,6 @@ def test_subtype_refit_is_recorded(context_predictor):
 def test_subtype_refit_learns_subtypes_and_leaves_label_scores_alone():
     """The refit changes only the sub-type rows of the output layer: label logits stay bit-identical, and rows whose
     sub-type is written in their words are then told apart (they were not by the untrained head)."""
-    import copy
-
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -131,11 +129,7 @@ def test_subtype_refit_learns_subtypes_and_leaves_label_scores_alone():
     before = (head.weight.detach().clone(), head.bias.detach().clone())
     label_logits = head(torch.from_numpy(x))[:, :len(L.LABELS)].detach().clone()
     train, dev = slice(0, 24), slice(24, None)
-    twin = copy.deepcopy(model)  # refitted below with its regressions in two worker processes: the same rows
     refit = refit_subtype_rows(model, x[train], y[train], subs[train], x[dev], y[dev], subs[dev])
-    assert refit_subtype_rows(twin, x[train], y[train], subs[train], x[dev], y[dev], subs[dev], n_jobs=2) == refit
-    assert torch.equal(twin.classifier.weight, model.classifier.weight)
-    assert torch.equal(twin.classifier.bias, model.classifier.bias)
     assert refit.kept and refit.dev_accuracy_after == 1.0 > refit.dev_accuracy_before
     assert refit.rows == 24 and refit.dev_rows == 12
     assert torch.equal(head(torch.from_numpy(x))[:, :len(L.LABELS)], label_logits)

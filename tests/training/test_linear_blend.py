@@ -174,34 +174,6 @@ def test_the_served_arrays_score_exactly_as_the_scikit_learn_pipeline():
     assert with_subs.decisions([])[1].shape == (0, 5)
 
 
-def test_label_and_sub_type_regressions_side_by_side_are_those_fitted_one_after_the_other():
-    """``fit_with_subtypes`` (training's linear blend: the four regressions in two worker processes) gives exactly
-    the label pipeline of ``fit`` and the sub-type rows ``fit_subtypes`` fits on the served feature rows (what
-    ``add_subtype_blend`` does for a folder afterwards), in one process or in two."""
-    from serving.linear_arrays import LinearArrays
-    from serving.text import normalize
-    from training.baseline import fit, fit_subtypes, fit_with_subtypes
-    from training.config import load_config
-    from training.data import load_many
-
-    rows = load_many([MINI_CORPUS])
-    cfg = load_config(overrides=["linear.max_features=16384"]).linear  # a smaller hashed space: seconds, not a minute
-    texts, ys = [normalize(r.text) for r in rows], [r.label_id for r in rows]
-    subs = [L.subtype_of(r.label, r.kind) for r in rows]
-    weights = [2.0 if i % 3 == 0 else 1.0 for i in range(len(rows))]
-    assert len({s for s in subs if s}) >= 6  # sub-types of every label
-    pipe = fit(cfg, texts, ys, sample_weight=weights)
-    coef, intercept = fit_subtypes(cfg, LinearArrays.from_pipeline(pipe).features(texts), ys, subs)
-    for n_jobs in (1, 2):
-        p2, c2, i2 = fit_with_subtypes(cfg, texts, ys, subs, sample_weight=weights, n_jobs=n_jobs)
-        np.testing.assert_array_equal(p2.named_steps["clf"].coef_, pipe.named_steps["clf"].coef_)
-        np.testing.assert_array_equal(p2.decision_function(texts[:20]), pipe.decision_function(texts[:20]))
-        np.testing.assert_array_equal(c2, coef)
-        np.testing.assert_array_equal(i2, intercept)
-    with pytest.raises(ValueError, match="no rows labelled"):
-        fit_with_subtypes(cfg, texts[:5], [0] * 5, subs[:5])
-
-
 def test_serving_a_blended_folder_imports_neither_scikit_learn_nor_torch(blend_dir):
     """Importing them cost the service ~390 MB of resident memory (scikit-learn pulls in pandas, skops torch)."""
     import subprocess
