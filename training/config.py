@@ -100,6 +100,7 @@ class TrainSection(_Section):
     #: Also keep the bottom N encoder layers fixed (0 = train all): backward passes stop early, so training is
     #: faster, and the multilingual lower layers keep what pretraining taught them.
     freeze_layers: int = Field(4, ge=0)
+    #: Threads of the fine-tune (0 = one per core).
     threads: int = Field(0, ge=0)
     #: Share of the training rows with a parent that are read without it (then labelled with their
     #: ``alone_label`` where the row has one), so the model also judges replies sent alone.
