@@ -149,12 +149,16 @@ def compute_metrics(examples: Sequence[Example], probs: np.ndarray, thresholds: 
     return out
 
 
+def _keys(texts: list[str], contexts: list | None) -> list[tuple[str, str | None]]:
+    return [(t, contexts[i] if contexts is not None else None) for i, t in enumerate(texts)]
+
+
 def _score(predictor, texts: list[str], contexts: list | None, batch: int, cache: dict | None = None
            ) -> tuple[np.ndarray, np.ndarray | None]:
     """Probabilities (and sub-type logits where the model has a head) in batches. ``cache``: ``(text, parent) ->
     (probs, sub-type logits)`` shared by the sets of one evaluation, so a row in several sets is scored once."""
     if cache is not None:
-        keys = [(t, contexts[i] if contexts is not None else None) for i, t in enumerate(texts)]
+        keys = _keys(texts, contexts)
         todo = list(dict.fromkeys(k for k in keys if k not in cache))
         if todo:
             ctx = [c for _, c in todo]
@@ -241,6 +245,18 @@ def context_metrics(examples: Sequence[Example], with_ctx: np.ndarray, without: 
     return out
 
 
+def _inputs(examples: Sequence[Example], context_field: str | None) -> tuple[list[str], list | None]:
+    """Texts and parent posts (None where no row of the set has one) as ``evaluate_examples`` scores them."""
+    contexts = [ex.extra.get(context_field) or None for ex in examples] if context_field else None
+    return [ex.text for ex in examples], (contexts if contexts and any(contexts) else None)
+
+
+def cached_probs(cache: dict, examples: Sequence[Example], context_field: str | None = None) -> np.ndarray:
+    """The probabilities an evaluation sharing ``cache`` (``evaluate_sets(cache=...)``) computed for these rows;
+    a row it did not score is a KeyError."""
+    return np.stack([cache[k][0] for k in _keys(*_inputs(examples, context_field))])
+
+
 def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512,
                       profile: str | None = None, context_field: str | None = None, cache: dict | None = None
                       ) -> tuple[dict, np.ndarray]:
@@ -250,11 +266,7 @@ def evaluate_examples(predictor, examples: Sequence[Example], batch: int = 512,
     from serving.profiles import default_profile_name, profiles_of
 
     started = time.time()
-    texts = [ex.text for ex in examples]
-    contexts = None
-    if context_field:
-        contexts = [ex.extra.get(context_field) or None for ex in examples]
-        contexts = contexts if any(contexts) else None
+    texts, contexts = _inputs(examples, context_field)
     probs, subs = _score(predictor, texts, contexts, batch, cache)
     profiles = profiles_of(predictor.meta)
     name = profile or default_profile_name(predictor.meta)

@@ -120,22 +120,20 @@ def _head(model):
     return getattr(head, "out_proj", head)
 
 
-_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
+_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
 def layer_lr_scales(named: list[tuple[str, torch.nn.Parameter]], head: set[int], decay: float,
                     head_multiplier: float) -> dict[str, float]:
     """Learning-rate multiple of each named parameter: ``head_multiplier`` for the output layer (``head``: ids of its
     parameters); with ``decay`` < 1, encoder layer ``i`` of ``L`` gets ``decay ** (L - 1 - i)``, the embeddings
-    ``decay ** L`` and anything else (a pooler) 1. With ``decay`` = 1 every non-head parameter gets 1, as before."""
+    ``decay ** L`` and anything else (a pooler) 1; at ``decay`` = 1 every non-head parameter gets exactly 1."""
     depth = {n: int(m.group(1)) for n, _ in named if (m := _LAYER.search(n))}
     layers = max(depth.values(), default=-1) + 1
     out = {}
     for n, p in named:
         if id(p) in head:
             out[n] = head_multiplier
-        elif decay == 1.0:
-            out[n] = 1.0
         elif n in depth:
             out[n] = decay ** (layers - 1 - depth[n])
         elif "embeddings" in n:
@@ -172,8 +170,10 @@ def train_precision(setting: str, qat: float = 0.0) -> str:
     """``train.precision`` resolved on this machine: ``auto`` is ``bf16`` where the CPU computes bfloat16 natively
     (oneDNN's own check), else ``fp32``; with quantisation-aware steps (``train.qat`` > 0; the config refuses an
     explicit ``bf16`` there) always ``fp32``, since they round to int8 in float32."""
-    if setting != "auto" or qat > 0:
-        return "fp32" if qat > 0 else setting
+    if qat > 0:
+        return "fp32"
+    if setting != "auto":
+        return setting
     import torch
 
     try:

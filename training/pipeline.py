@@ -23,7 +23,7 @@ from serving.text import NORMALISER_VERSION, normalize
 from training.calibrate import calibrate, choose_profiles
 from training.config import TrainConfig
 from training.data import DataError, Example, FieldMap, Problem, fingerprint, load_many, row_key, split_by_family
-from training.evaluate import evaluate_sets
+from training.evaluate import cached_probs, evaluate_sets
 from training.modelcard import write_model_card
 
 
@@ -387,8 +387,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
         onnx_entry = dict(meta.onnx)
         if cfg.model.kind == "transformer" and meta.onnx:
             reference = load_predictor(tmp, "torch", verify=False)
-            served = np.stack([scored[(ex.text, (ex.extra.get(field) or None) if field else None)][0]
-                               for ex in splits["test"]]) if splits["test"] else None
+            served = cached_probs(scored, splits["test"], field) if splits["test"] else None
             onnx_entry["parity"] = parity(reference, predictor, norm["test"], ys["test"], ctx["test"],
                                           candidate_probs=served)
             metrics["torch_test_macro_f1"] = onnx_entry["parity"]["reference_macro_f1"]
