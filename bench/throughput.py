@@ -3,10 +3,10 @@
     python bench/throughput.py --model models/default [--model models/other ...] [--n 1000] [--batch 32]
 
 Texts come from data/labeled/test.jsonl (all three languages). For every model folder it measures the backends
-that folder supports (onnx-int8, onnx, torch; linear for baseline folders) plus, for transformer folders, a
-one-text-at-a-time ``transformers.pipeline`` loop on a sample: the naive way to serve the same model. Figures are
-posts/s after a warm-up pass, and mean tokens per post per language (the cost driver: an English-only tokenizer
-splits Urdu script into single characters).
+that folder supports (onnx-int8, onnx, torch, and torch-bf16 where the CPU has native bfloat16; linear for baseline
+folders) plus, for transformer folders, a one-text-at-a-time ``transformers.pipeline`` loop on a sample: the naive
+way to serve the same model. Figures are posts/s after a warm-up pass, and mean tokens per post per language (the
+cost driver: an English-only tokenizer splits Urdu script into single characters).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from serving.artifact import load_meta  # noqa: E402
-from serving.predictor import load_predictor  # noqa: E402
+from serving.predictor import load_predictor, native_bf16  # noqa: E402
 
 
 def load_texts(n: int) -> list[dict]:
@@ -68,8 +68,8 @@ def main() -> None:
     for folder in models:
         meta = load_meta(folder)
         backends = ["linear"] if meta.kind == "linear" else [
-            b for b, ok in (("onnx-int8", meta.onnx.get("int8")), ("onnx", meta.onnx.get("fp32")), ("torch", True))
-            if ok]
+            b for b, ok in (("onnx-int8", meta.onnx.get("int8")), ("onnx", meta.onnx.get("fp32")), ("torch", True),
+                          ("torch-bf16", native_bf16())) if ok]
         for backend in backends:
             p = load_predictor(folder, backend, batch_size=args.batch)
             rate = measure(p, texts, args.batch)

@@ -6,6 +6,9 @@ calibrated temperature, and applies the folder's thresholds through ``decide``. 
 - ``onnx-int8`` (default for transformer folders): ONNX Runtime, dynamically quantised int8 graph.
 - ``onnx``: ONNX Runtime fp32.
 - ``torch``: the Hugging Face model in PyTorch (needs torch + transformers installed).
+- ``torch-bf16``: the same model with its weights and matrix products in bfloat16 (logits in float32), for CPUs
+  with native bfloat16 arithmetic (AVX512-BF16 or AMX, as oneDNN reports); refused elsewhere, where it would be
+  slower than float32.
 - ``linear``: the TF-IDF + logistic-regression baseline (skops file).
 
 Long texts (transformers): the token sequence is split into overlapping windows of ``max_length`` tokens
@@ -45,7 +48,7 @@ from serving.profiles import Profile
 from serving.profiles import resolve as resolve_profile
 from serving.text import detect_language, normalize
 
-BACKENDS = ("auto", "onnx-int8", "onnx", "torch", "linear")
+BACKENDS = ("auto", "onnx-int8", "onnx", "torch", "torch-bf16", "linear")
 
 
 class Abandoned(RuntimeError):
@@ -601,16 +604,32 @@ class OnnxPredictor(_TransformerBase):
         return self.session.run(["logits"], feeds)[0]
 
 
+def native_bf16() -> bool:
+    """Whether this CPU does bfloat16 arithmetic natively (oneDNN's check: AVX512-BF16 or AMX); False without torch."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(torch.backends.mkldnn.is_available() and check is not None and check())
+
+
 class TorchPredictor(_TransformerBase):
     backend = "torch"
 
-    def __init__(self, folder: Path, meta: ModelMeta, *, batch_size: int = 32, model=None):
+    def __init__(self, folder: Path, meta: ModelMeta, *, batch_size: int = 32, model=None, bf16: bool = False):
         super().__init__(folder, meta, batch_size)
         import torch
         from transformers import AutoModelForSequenceClassification
 
         self._torch = torch
         self.model = model if model is not None else AutoModelForSequenceClassification.from_pretrained(self.folder)
+        if bf16:
+            if not native_bf16():
+                raise ModelFolderError("backend torch-bf16 needs a CPU with native bfloat16 arithmetic (AVX512-BF16 "
+                                       "or AMX; oneDNN reports none here); choose onnx-int8, onnx or torch.")
+            self.model = self.model.to(torch.bfloat16)
+            self.backend = "torch-bf16"
         self.model.eval()
 
     def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -636,7 +655,7 @@ def load_predictor(folder: str | Path, backend: str = "auto", *, verify: bool = 
         raise ModelFolderError(f"{folder} holds a transformer model; choose onnx-int8, onnx or torch.")
     if backend == "auto":
         backend = "onnx-int8" if meta.onnx.get("int8") else "onnx" if meta.onnx.get("fp32") else "torch"
-    if backend == "torch":
-        return TorchPredictor(folder, meta, batch_size=batch_size)
+    if backend in ("torch", "torch-bf16"):
+        return TorchPredictor(folder, meta, batch_size=batch_size, bf16=backend == "torch-bf16")
     return OnnxPredictor(folder, meta, quantized=backend == "onnx-int8", batch_size=batch_size, threads=threads,
                          explain_cut=explain_cut)

@@ -55,6 +55,24 @@ def test_backends_agree(transformer_model_dir):
     assert int8.backend == "onnx-int8" and load_predictor(transformer_model_dir).backend == "onnx-int8"
 
 
+def test_torch_bf16_backend_follows_torch_or_is_refused_with_a_clear_message(transformer_model_dir):
+    import torch
+
+    from serving.predictor import native_bf16
+
+    if not native_bf16():  # the refusal is what this CPU gets
+        with pytest.raises(ModelFolderError, match="native bfloat16"):
+            load_predictor(transformer_model_dir, "torch-bf16")
+        return
+    exact = load_predictor(transformer_model_dir, "torch")
+    bf16 = load_predictor(transformer_model_dir, "torch-bf16")
+    assert bf16.backend == "torch-bf16" and bf16.model.dtype == torch.bfloat16
+    assert exact.model.dtype == torch.float32  # the two predictors hold their own weights
+    p_t, p_b = exact.predict_proba(TEXTS), bf16.predict_proba(TEXTS)
+    assert p_b.dtype == np.float64 and np.allclose(p_b.sum(axis=1), 1.0)
+    assert 0 < np.abs(p_t - p_b).max() < 0.05  # rounded (8 bits of mantissa), yet close
+
+
 def test_torch_weights_are_stored_once_in_fp16_and_read_back_as_fp32(transformer_model_dir, tmp_path):
     import torch
     from safetensors import safe_open
