@@ -5,8 +5,9 @@
 Texts come from data/labeled/test.jsonl (all three languages). For every model folder it measures the backends
 that folder supports (onnx-int8, onnx, torch, and torch-bf16 where the CPU has native bfloat16; linear for baseline
 folders) plus, for transformer folders, a one-text-at-a-time ``transformers.pipeline`` loop on a sample: the naive
-way to serve the same model. Figures are posts/s after a warm-up pass, and mean tokens per post per language (the
-cost driver: an English-only tokenizer splits Urdu script into single characters).
+way to serve the same model. Figures are posts/s after a warm-up pass, mean tokens per post per language (the
+cost driver: an English-only tokenizer splits Urdu script into single characters), and for each faster backend its
+argmax agreement with fp32 torch on the same posts and the largest probability change.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -68,8 +71,9 @@ def main() -> None:
     for folder in models:
         meta = load_meta(folder)
         backends = ["linear"] if meta.kind == "linear" else [
-            b for b, ok in (("onnx-int8", meta.onnx.get("int8")), ("onnx", meta.onnx.get("fp32")), ("torch", True),
+            b for b, ok in (("torch", True), ("onnx-int8", meta.onnx.get("int8")), ("onnx", meta.onnx.get("fp32")),
                           ("torch-bf16", native_bf16())) if ok]
+        reference = None  # fp32 torch probabilities: how far each faster backend moves the scores
         for backend in backends:
             p = load_predictor(folder, backend, batch_size=args.batch)
             rate = measure(p, texts, args.batch)
@@ -78,7 +82,15 @@ def main() -> None:
                 counts = p.count_tokens(texts)
                 tokens = " / ".join(f"{statistics.mean(c for c, r in zip(counts, rows) if r['lang'] == lang):.0f}"
                                     for lang in ("en", "ur", "roman_ur"))
-            print(f"{folder.name[:28]:<28} {backend:<12} {rate:>9.1f}  {tokens}", flush=True)
+            agreement = ""
+            if meta.kind == "transformer":
+                probs = p.predict_proba(texts)
+                if reference is None:
+                    reference = probs
+                else:
+                    agreement = (f"; vs torch: argmax agreement {np.mean(probs.argmax(1) == reference.argmax(1)):.4f}, "
+                                 f"largest probability change {np.abs(probs - reference).max():.4f}")
+            print(f"{folder.name[:28]:<28} {backend:<12} {rate:>9.1f}  {tokens}{agreement}", flush=True)
             del p
         if meta.kind == "transformer":
             rate = measure_pipeline(folder, texts[:args.pipeline_n])
