@@ -622,12 +622,12 @@ class TorchPredictor(_TransformerBase):
         import torch
         from transformers import AutoModelForSequenceClassification
 
+        if bf16 and not native_bf16():  # checked before the weights are read
+            raise ModelFolderError("backend torch-bf16 needs a CPU with native bfloat16 arithmetic (AVX512-BF16 or "
+                                   "AMX; oneDNN reports none here); choose onnx-int8, onnx or torch.")
         self._torch = torch
         self.model = model if model is not None else AutoModelForSequenceClassification.from_pretrained(self.folder)
         if bf16:
-            if not native_bf16():
-                raise ModelFolderError("backend torch-bf16 needs a CPU with native bfloat16 arithmetic (AVX512-BF16 "
-                                       "or AMX; oneDNN reports none here); choose onnx-int8, onnx or torch.")
             self.model = self.model.to(torch.bfloat16)
             self.backend = "torch-bf16"
         self.model.eval()
@@ -652,7 +652,7 @@ def load_predictor(folder: str | Path, backend: str = "auto", *, verify: bool = 
             raise ModelFolderError(f"{folder} holds a linear model; it runs only with --backend linear (or auto).")
         return LinearPredictor(folder, meta)
     if backend == "linear":
-        raise ModelFolderError(f"{folder} holds a transformer model; choose onnx-int8, onnx or torch.")
+        raise ModelFolderError(f"{folder} holds a transformer model; choose onnx-int8, onnx, torch or torch-bf16.")
     if backend == "auto":
         backend = "onnx-int8" if meta.onnx.get("int8") else "onnx" if meta.onnx.get("fp32") else "torch"
     if backend in ("torch", "torch-bf16"):

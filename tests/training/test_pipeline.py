@@ -55,15 +55,20 @@ def test_backends_agree(transformer_model_dir):
     assert int8.backend == "onnx-int8" and load_predictor(transformer_model_dir).backend == "onnx-int8"
 
 
-def test_torch_bf16_backend_follows_torch_or_is_refused_with_a_clear_message(transformer_model_dir):
+def test_torch_bf16_backend_follows_torch_or_is_refused_with_a_clear_message(transformer_model_dir, monkeypatch):
     import torch
 
-    from serving.predictor import native_bf16
+    import serving.predictor as predictor_module
 
-    if not native_bf16():  # the refusal is what this CPU gets
-        with pytest.raises(ModelFolderError, match="native bfloat16"):
+    native = predictor_module.native_bf16()
+    with monkeypatch.context() as m:  # a CPU without native bfloat16 gets the refusal, before any weights are read
+        m.setattr(predictor_module, "native_bf16", lambda: False)
+        m.setattr("transformers.AutoModelForSequenceClassification.from_pretrained",
+                  lambda *a, **k: pytest.fail("weights read for a refused backend"))
+        with pytest.raises(ModelFolderError, match="native bfloat16.*choose onnx-int8, onnx or torch"):
             load_predictor(transformer_model_dir, "torch-bf16")
-        return
+    if not native:
+        pytest.skip("this CPU has no native bfloat16: the bfloat16 path itself is not run here")
     exact = load_predictor(transformer_model_dir, "torch")
     bf16 = load_predictor(transformer_model_dir, "torch-bf16")
     assert bf16.backend == "torch-bf16" and bf16.model.dtype == torch.bfloat16
