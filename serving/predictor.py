@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -614,7 +615,42 @@ def native_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and check is not None and check())
 
 
+# Torch's intra-op threads are an OpenMP team per calling thread. A service loads the model on one thread and runs
+# it on another (its model thread, an explanation's worker thread), so two teams share two cores, libgomp stops
+# spinning between parallel regions and a one-post forward pass took 1.9x as long (bench/throughput.py --threads).
+# A predictor that loads its own weights therefore loads and runs them on this one thread, whoever calls it.
+_TORCH_THREAD: ThreadPoolExecutor | None = None
+_TORCH_THREAD_LOCK = threading.Lock()
+
+
+def _torch_thread() -> ThreadPoolExecutor:
+    global _TORCH_THREAD
+    with _TORCH_THREAD_LOCK:
+        if _TORCH_THREAD is None:
+            _TORCH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="counterpoint-torch")
+        return _TORCH_THREAD
+
+
+def _forget_torch_thread() -> None:  # a forked child has no such thread: it starts its own when it needs one
+    global _TORCH_THREAD, _TORCH_THREAD_LOCK
+    _TORCH_THREAD, _TORCH_THREAD_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_torch_thread)
+
+
+def on_torch_thread(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on the process's torch thread (directly when already on it)."""
+    if threading.current_thread().name.startswith("counterpoint-torch"):
+        return fn(*args, **kwargs)
+    return _torch_thread().submit(fn, *args, **kwargs).result()
+
+
 class TorchPredictor(_TransformerBase):
+    """fp32 (``torch``) or bfloat16 (``torch-bf16``) weights in torch. Weights read from the folder are loaded and run
+    on the process's torch thread (``on_torch_thread``); a model passed in (training's own evaluation) runs on the
+    calling thread, where it was trained."""
+
     backend = "torch"
 
     def __init__(self, folder: Path, meta: ModelMeta, *, batch_size: int = 32, model=None, bf16: bool = False):
@@ -626,17 +662,27 @@ class TorchPredictor(_TransformerBase):
             raise ModelFolderError("backend torch-bf16 needs a CPU with native bfloat16 arithmetic (AVX512-BF16 or "
                                    "AMX; oneDNN reports none here); choose onnx-int8, onnx or torch.")
         self._torch = torch
-        self.model = model if model is not None else AutoModelForSequenceClassification.from_pretrained(self.folder)
-        if bf16:
-            self.model = self.model.to(torch.bfloat16)
-            self.backend = "torch-bf16"
-        self.model.eval()
+        self._own_thread = model is None
 
-    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        def build():  # bfloat16 weights are read as such: the same numbers, no float32 copy on the way
+            built = model if model is not None else AutoModelForSequenceClassification.from_pretrained(
+                self.folder, **({"dtype": torch.bfloat16} if bf16 else {}))
+            return (built.to(torch.bfloat16) if bf16 else built).eval()
+
+        self.model = on_torch_thread(build) if self._own_thread else build()
+        if bf16:
+            self.backend = "torch-bf16"
+
+    def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
             out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
         return out.logits.float().numpy()
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        if self._own_thread:
+            return on_torch_thread(self._forward, input_ids, attention_mask)
+        return self._forward(input_ids, attention_mask)
 
 
 def load_predictor(folder: str | Path, backend: str = "auto", *, verify: bool = True, batch_size: int = 32,

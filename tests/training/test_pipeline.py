@@ -78,6 +78,52 @@ def test_torch_bf16_backend_follows_torch_or_is_refused_with_a_clear_message(tra
     assert 0 < np.abs(p_t - p_b).max() < 0.05  # rounded (8 bits of mantissa), yet close
 
 
+def test_torch_weights_from_a_folder_load_and_run_on_one_thread_whoever_calls(transformer_model_dir, monkeypatch):
+    """A service loads on its main thread and predicts on its model thread: two OpenMP teams on two cores made a
+    one-post forward pass 1.9x slower, so every forward pass of folder weights goes to the one torch thread."""
+    import os
+    import select
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoModelForSequenceClassification
+
+    import serving.predictor as predictor_module
+
+    seen = []
+    forward = predictor_module.TorchPredictor._forward
+    monkeypatch.setattr(predictor_module.TorchPredictor, "_forward",
+                        lambda self, *a: seen.append(threading.current_thread().name) or forward(self, *a))
+    loaded = load_predictor(transformer_model_dir, "torch")
+    p_main = loaded.predict_proba(TEXTS)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as pool:
+        p_pool = pool.submit(loaded.predict_proba, TEXTS).result()
+    np.testing.assert_array_equal(p_main, p_pool)
+    assert seen and {name.rsplit("_", 1)[0] for name in seen} == {"counterpoint-torch"}
+    # a model handed over (training's own evaluation) runs where its caller is
+    seen.clear()
+    model = AutoModelForSequenceClassification.from_pretrained(transformer_model_dir)
+    given = predictor_module.TorchPredictor(transformer_model_dir, loaded.meta, model=model)
+    np.testing.assert_allclose(given.predict_proba(TEXTS), p_main, atol=1e-6)
+    assert seen == [threading.current_thread().name] * len(seen) and seen
+    # a forked child (a batch engine's worker) starts its own torch thread instead of waiting on the parent's
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, predictor_module.on_torch_thread(lambda: threading.current_thread().name).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 30)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    answer = os.read(read, 200).decode() if ready else ""
+    os.close(read)
+    assert answer.startswith("counterpoint-torch"), "the forked child's call on the torch thread never returned"
+
+
 def test_torch_weights_are_stored_once_in_fp16_and_read_back_as_fp32(transformer_model_dir, tmp_path):
     import torch
     from safetensors import safe_open
