@@ -617,7 +617,7 @@ def native_bf16() -> bool:
 
 # Torch's intra-op threads are an OpenMP team per calling thread. A service loads the model on one thread and runs
 # it on another (its model thread, an explanation's worker thread), so two teams share two cores, libgomp stops
-# spinning between parallel regions and a one-post forward pass took 1.9x as long (bench/throughput.py --threads).
+# spinning between parallel regions and a one-post forward pass took 1.9x as long (docs/EVALUATION.md, "A bug the service hid").
 # A predictor that loads its own weights therefore loads and runs them on this one thread, whoever calls it.
 _TORCH_THREAD: ThreadPoolExecutor | None = None
 _TORCH_THREAD_LOCK = threading.Lock()
@@ -636,7 +636,8 @@ def _forget_torch_thread() -> None:  # a forked child has no such thread: it sta
     _TORCH_THREAD, _TORCH_THREAD_LOCK = None, threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_torch_thread)
+if hasattr(os, "register_at_fork"):  # POSIX only; elsewhere processes are spawned, not forked
+    os.register_at_fork(after_in_child=_forget_torch_thread)
 
 
 def on_torch_thread(fn, *args, **kwargs):
@@ -648,8 +649,8 @@ def on_torch_thread(fn, *args, **kwargs):
 
 class TorchPredictor(_TransformerBase):
     """fp32 (``torch``) or bfloat16 (``torch-bf16``) weights in torch. Weights read from the folder are loaded and run
-    on the process's torch thread (``on_torch_thread``); a model passed in (training's own evaluation) runs on the
-    calling thread, where it was trained."""
+    on the process's torch thread (``on_torch_thread``); a model passed in as ``model`` runs on the calling thread,
+    where its caller built it."""
 
     backend = "torch"
 

@@ -100,7 +100,7 @@ def test_torch_weights_from_a_folder_load_and_run_on_one_thread_whoever_calls(tr
         p_pool = pool.submit(loaded.predict_proba, TEXTS).result()
     np.testing.assert_array_equal(p_main, p_pool)
     assert seen and {name.rsplit("_", 1)[0] for name in seen} == {"counterpoint-torch"}
-    # a model handed over (training's own evaluation) runs where its caller is
+    # a model handed over runs where its caller is
     seen.clear()
     model = AutoModelForSequenceClassification.from_pretrained(transformer_model_dir)
     given = predictor_module.TorchPredictor(transformer_model_dir, loaded.meta, model=model)
