@@ -617,8 +617,9 @@ def native_bf16() -> bool:
 
 # Torch's intra-op threads are an OpenMP team per calling thread. A service loads the model on one thread and runs
 # it on another (its model thread, an explanation's worker thread), so two teams share two cores, libgomp stops
-# spinning between parallel regions and a one-post forward pass took 1.9x as long (docs/EVALUATION.md, "A bug the service hid").
-# A predictor that loads its own weights therefore loads and runs them on this one thread, whoever calls it.
+# spinning between parallel regions and a one-post forward pass took 1.9x as long (docs/EVALUATION.md, "A bug the
+# service hid"). A predictor that loads its own weights therefore loads and runs them on this one thread, whoever
+# calls it.
 _TORCH_THREAD: ThreadPoolExecutor | None = None
 _TORCH_THREAD_LOCK = threading.Lock()
 
