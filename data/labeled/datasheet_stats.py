@@ -30,7 +30,8 @@ G = ("en", "roman_ur", "ur")
 S = ("train", "dev", "test")
 # Waves by id prefix (DATASHEET.md §2.1 and §11).
 WAVES = (("w1", ("en-a", "en-b", "en-c", "ru-a", "ru-b", "ur-a", "ur-b")), ("w2", ("en-d", "en-e", "ru-c", "ur-c")),
-         ("w3", ("hd-a",)), ("w4", ("sh-en", "sh-ru", "sh-ur")), ("w5", ("w5-",)), ("w6", ("w6-",)), ("w8", ("w8-",)))
+         ("w3", ("hd-a",)), ("w4", ("sh-en", "sh-ru", "sh-ur")), ("w5", ("w5-",)), ("w6", ("w6-",)), ("w8", ("w8-",)),
+         ("w9", ("w9-",)))
 QUOTE = re.compile(r"[\"“”„«»‹›]|(?<!\w)['‘’]|['‘’](?!\w)")
 EMOJI = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF]")
 FEATURES = {"quotation mark": QUOTE, "emoji": EMOJI, "hashtag": re.compile(r"(^|\s)#\w"),

@@ -4,6 +4,13 @@
   and ``wave8_<lang>.jsonl`` (short posts about groups in families of five: hate, a positive mention, negated hate,
   a reply rejecting the claim, and the same strong words aimed at a person or a non-protected target) go into ``data/labeled/{train,dev,test}.jsonl`` by family, 80/10/10, seeded. Rows already there (same id) are
   replaced, so running it twice changes nothing.
+- ``wave9_<lang>.jsonl`` (negation, disclaimers, denied labels, violent words about games and chores, anger at the
+  state, inner jihad, sarcastic and mocking counter-speech, coded recruitment, self-identification: the
+  functionalities the session-27 default failed in the functional suite, written in new words, rows too close to
+  any held-out row dropped by ``near_heldout.py``) go into ``data/labeled/train.wave9.jsonl``, a training file
+  outside the default recipe's ``data.train`` (one training moved no real-post figure; DATASHEET §14): dev and test
+  stay as they were, so the written and real test figures compare with earlier defaults, and the functional suite is
+  this round's test.
 - ``context_<lang>.jsonl`` (parent post -> reply pairs, issue 15) go into ``data/labeled/{train,dev,test}.context.jsonl``
   70/15/15 by family (a family is one reply under several parents), so no reply is in two splits. Parents are
   reused across families in the Urdu and Roman Urdu files (about 120 parents for 500 pairs), so a test reply's
@@ -66,7 +73,10 @@ def groups(rows: list[dict]) -> dict[int, str]:
 def main() -> None:
     waves = [r for pattern in ("wave6_*.jsonl", "wave8_*.jsonl") for p in sorted(WRITTEN.glob(pattern))
              for r in read(p)]
-    new = {r["id"] for r in waves}
+    train_only = [r for p in sorted(WRITTEN.glob("wave9_*.jsonl")) for r in read(p)]
+    new = {r["id"] for r in waves + train_only}
+    write(LABELED / "train.wave9.jsonl", train_only)
+    print(f"data/labeled/train.wave9.jsonl: {len(train_only)} wave-9 rows")
     for split in SPLITS:
         path = LABELED / f"{split}.jsonl"
         kept = [r for r in read(path) if r["id"] not in new]

@@ -1,0 +1,67 @@
+"""Written waves kept in data/written/ (DATASHEET §14): wave 9 is a training file of its own, outside dev and test
+and outside the default recipe, agreed by a second annotator where double-labelled, and copies no held-out row;
+``data/written/near_heldout.py`` finds a copied frame."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITTEN = ROOT / "data" / "written"
+LABELED = ROOT / "data" / "labeled"
+sys.path.insert(0, str(WRITTEN))
+
+import near_heldout  # noqa: E402
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def wave9() -> list[dict]:
+    rows = [r for p in sorted(WRITTEN.glob("wave9_*.jsonl")) for r in read(p)]
+    if not rows:
+        pytest.fail(f"no data/written/wave9_*.jsonl under {WRITTEN}")
+    return rows
+
+
+def test_wave9_is_its_own_training_file_outside_the_default_recipe(wave9):
+    from training.config import load_config
+
+    assert read(LABELED / "train.wave9.jsonl") == wave9, "run python data/written/split.py"
+    elsewhere = {r["id"] for split in ("train", "dev", "test") for r in read(LABELED / f"{split}.jsonl")}
+    assert not {r["id"] for r in wave9} & elsewhere
+    assert len({r["id"] for r in wave9}) == len(wave9)
+    assert not any("wave9" in f for f in load_config().data.train)  # one training did not settle it (DATASHEET §14)
+
+
+def test_wave9_second_pass_agrees_or_was_settled(wave9):
+    by_id = {r["id"]: r for r in wave9}
+    agreement = json.loads((WRITTEN / "labels" / "wave9.agreement.json").read_text(encoding="utf-8"))
+    settled = agreement["adjudicated"]
+    second = [r for p in sorted((WRITTEN / "labels").glob("wave9_second.*.jsonl")) for r in read(p)]
+    assert len(second) >= 0.2 * len(wave9)
+    for r in second:
+        if r["label"] != by_id[r["id"]]["label"]:
+            assert r["id"] in settled, f"{r['id']}: the second annotator disagrees and nothing settled it"
+            assert by_id[r["id"]]["label"] == settled[r["id"]]["settled"].split("/")[0]
+
+
+def test_near_heldout_finds_a_copied_frame_with_the_group_swapped():
+    case = "Shia dehshatgard nahi hain. Chand hathyarband logon ki wajah se poori qaum ko ilzam dena band karo."
+    held = [("suite", case, near_heldout.grams(case))]
+    copy = near_heldout.grams(case.replace("Shia", "Hindu").replace("band karo", "band kro"))
+    fresh = near_heldout.grams("Mere Hindu dost ne Eid pe sab se pehle mubarak di, aur hum ne milkar sheer khurma banaya.")
+    assert near_heldout.nearest(copy, held)[0] >= 0.8
+    assert near_heldout.nearest(fresh, held)[0] < 0.2
+
+
+def test_no_wave9_row_copies_a_held_out_row(wave9, capsys):
+    """The rule wave 9 was filtered by (~15 s): containment under 0.5 against the functional suite and dev/test."""
+    near_heldout.main([str(p) for p in sorted(WRITTEN.glob("wave9_*.jsonl"))])
+    assert capsys.readouterr().out.strip().endswith("0 row(s) at or over 0.5")
