@@ -4,8 +4,8 @@ and outside the default recipe, agreed by a second annotator where double-labell
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WRITTEN = ROOT / "data" / "written"
 LABELED = ROOT / "data" / "labeled"
-sys.path.insert(0, str(WRITTEN))
-
-import near_heldout  # noqa: E402
+_spec = importlib.util.spec_from_file_location("near_heldout", WRITTEN / "near_heldout.py")
+near_heldout = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(near_heldout)
 
 
 def read(path: Path) -> list[dict]:
