@@ -56,12 +56,19 @@ _LEXICON = {
              r"|فوج|پولیس|ایف ?سی|رینجرز|سپاہی",
 }
 _PATTERNS = {g: re.compile(p, re.IGNORECASE) for g, p in _LEXICON.items()}
+_ANY_GROUP = re.compile("|".join(f"(?:{p})" for p in _LEXICON.values()), re.IGNORECASE)
 
 
 def detect_groups(text: str) -> set[str]:
     """Groups named in ``text`` (lexicon match on the normalised, lower-cased text)."""
     t = normalize(text).lower()
     return {g for g, pat in _PATTERNS.items() if pat.search(t)}
+
+
+def mask_groups(text: str, token: str = "G") -> str:
+    """``text`` normalised and lower-cased with every word that names a group replaced by ``token`` (the lexicon of
+    ``detect_groups``): "Shia X nahi hain" and "Hindu X nahi hain" become the same text."""
+    return _ANY_GROUP.sub(token, normalize(text).lower())
 
 
 def roc_auc(y: Sequence[int], scores: Sequence[float]) -> float | None:

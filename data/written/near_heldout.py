@@ -2,9 +2,10 @@
 not copy) and the written and real dev and test files.
 
 Closeness is word 3-gram containment (shared 3-grams over the smaller row's 3-grams) after ``normalize``, lower
-case and every group word replaced by one token, so "Shia X nahi hain" and "Hindu X nahi hain" count as the same
-frame. Rows at or over ``--threshold`` (0.5) are printed with their nearest held-out row; ``--drop FILE`` writes their
-ids as a JSON list. Wave 9 (DATASHEET §14) dropped 10 of 860 rows this way.
+case and every group word replaced by one token (``training.bias.mask_groups``, the bias audit's lexicon), so "Shia
+X nahi hain" and "Hindu X nahi hain" count as the same frame. Rows at or over ``--threshold`` (0.5) are printed
+with their nearest held-out row; ``--drop FILE`` writes their ids as a JSON list. Wave 9 (DATASHEET §14) dropped 10
+of 860 rows this way.
 
 Run from the repository root: ``.venv/bin/python data/written/near_heldout.py data/written/wave9_*.jsonl``.
 """
@@ -20,19 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from serving.text import normalize  # noqa: E402
+from training.bias import mask_groups  # noqa: E402
 
 HELD_OUT = [*sorted((ROOT / "data" / "functional").glob("*.jsonl")),
             *(ROOT / "data" / "labeled" / f"{s}.jsonl" for s in ("dev", "test", "dev.real", "test.real"))]
-GROUP_WORDS = re.compile(
-    r"shia|shiyon|sunni|sunniyon|ahmadi|ahmadiyon|qadiani|hazara|baloch|pashtun|pathan|sindhi|muhajir|mohajir|"
-    r"punjabi|christians?|isai|masihi|hindus?|sikhs?|afghan|refugees?|muhajireen|women|aurat\w*|trans\w*|"
-    r"khawaja sira|police|army|fauj|شیعہ|سنی|احمدی|ہزارہ|بلوچ|پشتون|سندھی|مہاجر|پنجابی|مسیحی|عیسائی|ہندو|سکھ|"
-    r"افغان|مہاجرین|عورتیں|خواجہ سرا|پولیس|فوج")
 
 
 def grams(text: str, n: int = 3) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", GROUP_WORDS.sub("G", normalize(text).lower()))
+    words = re.findall(r"\w+", mask_groups(text))
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 

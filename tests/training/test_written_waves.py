@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import read_jsonl as read
+
 ROOT = Path(__file__).resolve().parents[2]
 WRITTEN = ROOT / "data" / "written"
 LABELED = ROOT / "data" / "labeled"
 _spec = importlib.util.spec_from_file_location("near_heldout", WRITTEN / "near_heldout.py")
 near_heldout = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(near_heldout)
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +54,8 @@ def test_near_heldout_finds_a_copied_frame_with_the_group_swapped():
     case = "Shia dehshatgard nahi hain. Chand hathyarband logon ki wajah se poori qaum ko ilzam dena band karo."
     held = [("suite", case, near_heldout.grams(case))]
     copy = near_heldout.grams(case.replace("Shia", "Hindu").replace("band karo", "band kro"))
-    fresh = near_heldout.grams("Mere Hindu dost ne Eid pe sab se pehle mubarak di, aur hum ne milkar sheer khurma banaya.")
+    fresh = near_heldout.grams("Mere Hindu dost ne Eid pe sab se pehle mubarak di, aur hum ne milkar sheer khurma "
+                               "banaya.")
     assert near_heldout.nearest(copy, held)[0] >= 0.8
     assert near_heldout.nearest(fresh, held)[0] < 0.2
 
