@@ -111,9 +111,13 @@ def encode_first_window(ids: Sequence[int], context_ids: Sequence[int] | None, m
     return [cls_id, *context_ids[:c], sep_id, *ids[:span - 1 - c], sep_id]
 
 
-def pad_windows(windows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """``input_ids`` and ``attention_mask`` of token-id windows, right-padded to the longest."""
+def pad_windows(windows: Sequence[Sequence[int]], pad_id: int, multiple: int = 1,
+                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``input_ids`` and ``attention_mask`` of token-id windows, right-padded to the longest, rounded up to a
+    ``multiple`` of tokens (at most ``limit``, and never below the longest window)."""
     width = max(len(w) for w in windows)
+    if multiple > 1:
+        width = max(width, min(-(-width // multiple) * multiple, limit or width))
     ids = np.full((len(windows), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(windows), width), dtype=np.int64)
     for row, w in enumerate(windows):
@@ -367,6 +371,7 @@ class _TransformerBase(_Base):
         self.max_length = int(meta.max_length or 128)
         self.stride = int(meta.window_stride or max(1, self.max_length - 2 - 32))
         self.batch_size = batch_size
+        self.pad_multiple = 1  # model chunks padded to a multiple of this many tokens (TorchPredictor's bfloat16)
         self.blend, self.blend_weight, self.subtype_blend_weight = None, 0.0, 0.0
         if meta.linear_blend:  # the linear baseline's share of the label logits (``blend_logits``)
             from serving.linear_arrays import LinearArrays
@@ -478,7 +483,8 @@ class _TransformerBase(_Base):
             if _should_stop():
                 raise Abandoned(f"model call abandoned after {start} of {len(order)} windows: no one is waiting")
             chunk = order[start:start + self.batch_size]
-            out = self._run(*pad_windows([windows[k] for k in chunk], self.pad_id))
+            out = self._run(*pad_windows([windows[k] for k in chunk], self.pad_id, self.pad_multiple,
+                                         self.max_length))
             if logits is None:  # label logits, then (with a sub-type head) the sub-type logits
                 logits = np.zeros((len(windows), out.shape[1]), dtype=np.float64)
             logits[chunk] = out
@@ -648,6 +654,10 @@ def on_torch_thread(fn, *args, **kwargs):
     return _torch_thread().submit(fn, *args, **kwargs).result()
 
 
+#: ``torch-bf16`` pads each model chunk to a multiple of this many tokens (bounded oneDNN shapes, so bounded memory).
+BF16_PAD_MULTIPLE = 16
+
+
 class TorchPredictor(_TransformerBase):
     """fp32 (``torch``) or bfloat16 (``torch-bf16``) weights in torch. Weights read from the folder are loaded and run
     on the process's torch thread (``on_torch_thread``); a model passed in as ``model`` runs on the calling thread,
@@ -674,6 +684,11 @@ class TorchPredictor(_TransformerBase):
         self.model = on_torch_thread(build) if self._own_thread else build()
         if bf16:
             self.backend = "torch-bf16"
+            # oneDNN runs bfloat16 matrix products and keeps a primitive (with its own buffers) per input shape:
+            # chunks of every width from 3 to 128 tokens took a 5,000-post `counterpoint label` job to a peak of
+            # 1.1 GB, chunks padded to multiples of 16 tokens to 0.81-0.86 GB at the same speed (bench/
+            # batch_throughput.py --bf16-pad-multiples 1,16; docs/EVALUATION.md, issue 13).
+            self.pad_multiple = BF16_PAD_MULTIPLE
 
     def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch

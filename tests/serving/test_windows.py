@@ -11,7 +11,7 @@ import pytest
 
 from serving import labels as L
 from serving.artifact import ModelFolderError, load_meta, read_meta, update_meta
-from serving.predictor import AGGREGATIONS, aggregate_windows, load_predictor
+from serving.predictor import AGGREGATIONS, aggregate_windows, load_predictor, pad_windows
 from tests.helpers import serve
 
 E = L.LABEL2ID[L.EXTREMIST]
@@ -22,6 +22,16 @@ def row(p_extremist: float) -> list[float]:
     out = [rest] * len(L.LABELS)
     out[E] = p_extremist
     return out
+
+
+def test_pad_windows_rounds_the_width_up_to_a_multiple_within_the_limit():
+    ids, mask = pad_windows([[5, 6, 7], [8]], pad_id=1)
+    assert ids.tolist() == [[5, 6, 7], [8, 1, 1]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    ids, mask = pad_windows([[5, 6, 7], [8]], pad_id=1, multiple=4, limit=128)
+    assert ids.tolist() == [[5, 6, 7, 1], [8, 1, 1, 1]] and mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
+    assert pad_windows([[2] * 17], 0, multiple=16, limit=128)[0].shape == (1, 32)
+    assert pad_windows([[2] * 17], 0, multiple=16, limit=20)[0].shape == (1, 20)  # never past the model's length
+    assert pad_windows([[2] * 16], 0, multiple=16, limit=128)[0].shape == (1, 16)  # already a multiple
 
 
 def test_aggregations_on_known_windows():

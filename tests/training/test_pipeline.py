@@ -76,6 +76,16 @@ def test_torch_bf16_backend_follows_torch_or_is_refused_with_a_clear_message(tra
     p_t, p_b = exact.predict_proba(TEXTS), bf16.predict_proba(TEXTS)
     assert p_b.dtype == np.float64 and np.allclose(p_b.sum(axis=1), 1.0)
     assert 0 < np.abs(p_t - p_b).max() < 0.05  # rounded (8 bits of mantissa), yet close
+    # Model chunks are padded to multiples of 16 tokens (bounded oneDNN shapes, bounded memory); the padding is
+    # masked, so scores barely move against chunks padded only to their longest window.
+    widths = []
+    run = bf16._run
+    monkeypatch.setattr(bf16, "_run", lambda ids, mask: widths.append(ids.shape[1]) or run(ids, mask))
+    p_padded = bf16.predict_proba(TEXTS)
+    assert widths and all(w % predictor_module.BF16_PAD_MULTIPLE == 0 or w == bf16.max_length for w in widths)
+    monkeypatch.setattr(bf16, "pad_multiple", 1)
+    assert np.abs(bf16.predict_proba(TEXTS) - p_padded).max() < 0.02
+    assert np.array_equal(p_padded, p_b)
 
 
 def test_torch_weights_from_a_folder_load_and_run_on_one_thread_whoever_calls(transformer_model_dir, monkeypatch):
