@@ -8,9 +8,9 @@
   state, inner jihad, sarcastic and mocking counter-speech, coded recruitment, self-identification: the
   functionalities the session-27 default failed in the functional suite, written in new words, rows too close to
   any held-out row dropped by ``near_heldout.py``) go into ``data/labeled/train.wave9.jsonl``, a training file
-  outside the default recipe's ``data.train`` (one training moved no real-post figure; DATASHEET §14): dev and test
-  stay as they were, so the written and real test figures compare with earlier defaults, and the functional suite is
-  this round's test.
+  outside the default recipe's ``data.train`` (two seeds moved no real-post figure beyond the seed spread and cost
+  Roman Urdu; DATASHEET §14): dev and test stay as they were, so the written and real test figures compare with
+  earlier defaults, and the functional suite is this round's test.
 - ``context_<lang>.jsonl`` (parent post -> reply pairs, issue 15) go into ``data/labeled/{train,dev,test}.context.jsonl``
   70/15/15 by family (a family is one reply under several parents), so no reply is in two splits. Parents are
   reused across families in the Urdu and Roman Urdu files (about 120 parents for 500 pairs), so a test reply's

@@ -35,7 +35,7 @@ def test_wave9_is_its_own_training_file_outside_the_default_recipe(wave9):
     elsewhere = {r["id"] for split in ("train", "dev", "test") for r in read(LABELED / f"{split}.jsonl")}
     assert not {r["id"] for r in wave9} & elsewhere
     assert len({r["id"] for r in wave9}) == len(wave9)
-    assert not any("wave9" in f for f in load_config().data.train)  # one training did not settle it (DATASHEET §14)
+    assert not any("wave9" in f for f in load_config().data.train)  # two seeds kept it out (DATASHEET §14)
 
 
 def test_wave9_second_pass_agrees_or_was_settled(wave9):
