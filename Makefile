@@ -54,6 +54,10 @@ eval: setup $(if $(filter models/default,$(EVAL_MODEL)),$(DEFAULT_MODEL))
 	$(BIN)/counterpoint evaluate --model $(EVAL_MODEL) $(addprefix --data ,$(wildcard data/labeled/test*.jsonl) $(wildcard data/functional/*.jsonl)) --out $(EVAL_MODEL)/eval/suite
 	$(BIN)/counterpoint audit --model $(EVAL_MODEL) $(addprefix --test ,$(wildcard data/labeled/test*.jsonl)) --out $(EVAL_MODEL)/eval/audit --update-card
 
+# Unused and undefined names, syntax errors (pyproject.toml [tool.ruff]); tests/test_lint.py runs the same check.
+lint: setup
+	$(BIN)/ruff check .
+
 bench: setup $(DEFAULT_MODEL)
 	$(BIN)/python bench/throughput.py
 

@@ -32,7 +32,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from serving import labels as L  # noqa: E402
 from serving.explain import UPPER_LAYERS, explain, faithfulness, flagged_posts, word_spans  # noqa: E402
 from serving.predictor import load_predictor  # noqa: E402
 

@@ -34,8 +34,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
 from serving import labels as L  # noqa: E402
 from serving.artifact import load_meta  # noqa: E402
 from serving.predictor import OnnxPredictor  # noqa: E402

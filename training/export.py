@@ -231,10 +231,10 @@ def _capture(model, folder: Path, texts: list[str], limit: int, visit) -> None:
 
         def run(input_ids, attention_mask):
             feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if "token_type_ids" in predictor.input_names:
+            if "token_type_ids" in predictor.input_names:  # noqa: F821 (the cell is emptied by `del` below)
                 feeds["token_type_ids"] = np.zeros_like(input_ids)
             names = ["logits"] + inputs
-            out = dict(zip(names, predictor.session.run(names, feeds)))
+            out = dict(zip(names, predictor.session.run(names, feeds)))  # noqa: F821
             keep = attention_mask.reshape(-1).astype(bool)
             for n in nodes:
                 x = out[n.input[0]]

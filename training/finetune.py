@@ -25,11 +25,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from serving import labels as L
 from training.distill import distill_loss, keep_layers, teacher_logits
+
+if TYPE_CHECKING:  # torch is imported where it is used (the CLI starts without it)
+    import torch
 
 BASE_ALIASES = ("minilm", "e5-small")
 E5_DIR = Path("models/bases/multilingual-e5-small")

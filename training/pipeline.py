@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        history, base, extra, used_checkpoint, blend = [], None, {}, None, None
+        history, extra, used_checkpoint, blend = [], {}, None, None
         if cfg.model.kind == "linear":
             from serving.skops_io import save_pipeline
             from training.baseline import fit
@@ -269,7 +269,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print, resume: bool = 
             from training.checkpoint import checkpoint_dir
             from training.finetune import finetune, fp16_state_dict, predict_logits, resolve_base, round_to_fp16
 
-            base = resolve_base(cfg.model.base)
+            resolve_base(cfg.model.base)  # a missing base fails here, before any work
             texts, labels, parents, subs = norm["train"], train_y, train_ctx, train_sub
             families = [str(ex.family) if ex.family else "" for ex in splits["train"]]
             weights = _real_weights(cfg, splits["train"]) if cfg.train.real_weight != 1.0 else None

@@ -40,7 +40,7 @@ from serving.api.schemas import (ClassifyRequest, ClassifyResponse, ErrorRespons
                                  Ready, ReloadResponse)
 from serving.explain import UPPER_LAYERS
 from serving.predictor import Predictor, Reply, load_predictor
-from serving.profiles import UnknownProfile, profiles_of
+from serving.profiles import Profile, UnknownProfile, profiles_of
 from serving.profiles import resolve as resolve_profile
 from serving.settings import Settings, SettingsError, load_settings
 

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 
 from serving import labels as L
 from serving.api.app import create_app
-from serving.predictor import load_predictor
 from serving.settings import SettingsError, load_settings
 from tests.helpers import assert_error, serve
 

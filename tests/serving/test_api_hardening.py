@@ -4,7 +4,6 @@ be large, a thin wrapper reports the windows a transformer would see."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from contextlib import contextmanager

@@ -10,7 +10,7 @@ import pytest
 
 from serving import labels as L
 from serving.artifact import load_meta, update_meta
-from serving.predictor import Prediction, load_predictor
+from serving.predictor import Prediction
 from serving.profiles import IMPLICIT, Profile, UnknownProfile, profiles_of, resolve
 from tests.helpers import read_jsonl, serve, write_jsonl
 

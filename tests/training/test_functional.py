@@ -89,7 +89,7 @@ def test_pass_rates_table_and_plot(tmp_path):
 
 
 def test_evaluate_reports_per_functionality(tmp_path):
-    from training.evaluate import compute_metrics, render_report
+    from training.evaluate import compute_metrics
 
     rows = [_ex("negation", "en", L.COUNTER_NARRATIVE), _ex("slurs", "en", L.EXTREMIST),
             _ex("news", "en", L.NEUTRAL)]
