@@ -255,3 +255,34 @@ def test_a_trained_folder_gets_the_same_sub_type_rows_afterwards(blend_dir, tmp_
     (copy / "model_meta.json").write_text(json.dumps(meta))
     with pytest.raises(Exception, match="subtype_weight"):
         load_meta(copy)
+
+
+def test_the_sub_type_rows_fitted_on_used_columns_are_the_fit_over_all_columns():
+    """``fit_subtypes`` fits each label's regression on the feature columns its rows use (for speed); the weights
+    are the plain fit's over all 2^k hashed columns, and a column no fitted row uses keeps weight 0."""
+    from sklearn.linear_model import LogisticRegression
+
+    from training.baseline import active_columns, build, fit_subtypes
+    from training.config import load_config
+
+    rows = [json.loads(line) for line in MINI_CORPUS.read_text().splitlines() if line.strip()]
+    texts, labels = [r["text"] for r in rows], [L.LABEL2ID[r["label"]] for r in rows]
+    subs = [L.subtype_of(r["label"], r.get("kind")) for r in rows]
+    cfg = load_config().linear
+    x = build(cfg).named_steps["features"].fit_transform(texts)
+    coef, intercept = fit_subtypes(cfg, x, labels, subs, seed=3)
+    names, taught = L.subtype_names(), 0
+    for lid, label in enumerate(L.LABELS):
+        idx = [i for i, s in enumerate(subs) if labels[i] == lid and s in L.SUBTYPES[label]]
+        if len({subs[i] for i in idx}) < 3:  # two classes are stored as [0, w]; three or more row by row
+            continue
+        plain = LogisticRegression(C=cfg.C, max_iter=2000, random_state=3).fit(x[idx], [subs[i] for i in idx])
+        for k, name in enumerate(plain.classes_):
+            np.testing.assert_allclose(coef[names.index(name)], plain.coef_[k], atol=1e-6)
+            np.testing.assert_allclose(intercept[names.index(name)], plain.intercept_[k], atol=1e-6)
+            taught += 1
+        unused = np.setdiff1d(np.arange(x.shape[1]), active_columns(x[idx])[1])
+        assert len(unused) > x.shape[1] // 2 and not coef[[names.index(n) for n in plain.classes_]][:, unused].any()
+    assert taught >= 3  # the corpus teaches at least one label's sub-types, so the comparison ran
+    dense, cols = active_columns(x[:3].toarray())
+    assert cols == slice(None) and dense.shape == (3, x.shape[1])
