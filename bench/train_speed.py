@@ -93,10 +93,10 @@ def main() -> None:
     if args.batch_sizes:
         settings = [(2, args.keep, args.precision, int(b)) for b in args.batch_sizes.split(",")]
     for threads, keep, precision, batch_size in settings:
+        child = json.dumps([threads, keep, precision, batch_size])
         out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                              "--child", json.dumps([threads, keep, precision, batch_size])], cwd=ROOT,
-                             capture_output=True,
-                             text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+                              "--child", child], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
         if out.returncode:
             sys.exit(out.stderr[-2000:])
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -84,12 +84,12 @@ def fit_subtypes(cfg, x, label_ids: list[int], subtypes: list[str | None], *, se
 
 
 def active_columns(x):
-    """``(x restricted to its columns with a nonzero entry, their indices)`` for a sparse matrix; a dense one is
-    returned whole (``slice(None)``)."""
+    """``(x restricted to its columns with a stored entry, their indices)`` for a sparse matrix; a dense one, or a
+    sparse one with no entry at all, is returned whole (``slice(None)``)."""
     from scipy import sparse
 
     if not sparse.issparse(x):
         return x, slice(None)
     x = sparse.csr_matrix(x)
     cols = np.unique(x.indices)
-    return x[:, cols], cols
+    return (x[:, cols], cols) if len(cols) else (x, slice(None))

@@ -260,6 +260,7 @@ def test_a_trained_folder_gets_the_same_sub_type_rows_afterwards(blend_dir, tmp_
 def test_the_sub_type_rows_fitted_on_used_columns_are_the_fit_over_all_columns():
     """``fit_subtypes`` fits each label's regression on the feature columns its rows use (for speed); the weights
     are the plain fit's over all 2^k hashed columns, and a column no fitted row uses keeps weight 0."""
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
     from training.baseline import active_columns, build, fit_subtypes
@@ -286,3 +287,5 @@ def test_the_sub_type_rows_fitted_on_used_columns_are_the_fit_over_all_columns()
     assert taught >= 3  # the corpus teaches at least one label's sub-types, so the comparison ran
     dense, cols = active_columns(x[:3].toarray())
     assert cols == slice(None) and dense.shape == (3, x.shape[1])
+    empty, cols = active_columns(sparse.csr_matrix((3, x.shape[1])))  # no entry: whole, not a matrix of no columns
+    assert cols == slice(None) and empty.shape == (3, x.shape[1])
