@@ -201,13 +201,14 @@ def main() -> None:
         return {k: (statistics.median(x[k] for x in runs) if isinstance(runs[0][k], (int, float)) else runs[0][k])
                 for k in runs[0]}
 
+    meds = {p: med(engines[p]) for p in pads}
     main_pad = BF16_PAD_MULTIPLE if BF16_PAD_MULTIPLE in pads else pads[-1]
-    engine = med(engines[main_pad])
+    engine = meds[main_pad]
     figures = {"model": {k: meta[k] for k in ("name", "version", "kind")}, "rows": args.rows, "cpus": os.cpu_count(),
                "batch_size": args.batch_size, "engine": engine, "engine_runs": engines[main_pad]}
     if len(pads) > 1:
-        figures["pad_variants"] = {str(p): med(engines[p]) for p in pads}
-    table = [(f"counterpoint label ({med(engines[p])['backend']})", med(engines[p])) for p in pads]
+        figures["pad_variants"] = {str(p): meds[p] for p in pads}
+    table = [(f"counterpoint label ({meds[p]['backend']})", meds[p]) for p in pads]
     if loops:
         loop = med(loops)
         figures.update(loop=loop, loop_runs=loops, ratio=engine["posts_per_s"] / loop["posts_per_s"])
@@ -221,8 +222,7 @@ def main() -> None:
     print("(posts/s: labelling only, after model load; e2e: the whole process, start-up and model load included"
           + ("; medians of the runs above)" if args.repeats > 1 else ")"))
     if loops:
-        for p in pads:
-            e = med(engines[p])
+        for p, e in meds.items():
             ratio = e["posts_per_s"] / loop["posts_per_s"]
             verdict = "meets" if ratio >= 5 and e["peak_rss_mib"] <= 1024 else "misses"
             print(f"ratio{f' (x{p})' if len(pads) > 1 else ''}: {ratio:.1f}x the one-text loop's posts/s, peak RSS "
