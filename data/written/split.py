@@ -11,6 +11,9 @@
   outside the default recipe's ``data.train`` (two seeds moved no real-post figure beyond the seed spread and cost
   Roman Urdu; DATASHEET §14): dev and test stay as they were, so the written and real test figures compare with
   earlier defaults, and the functional suite is this round's test.
+- ``wave10_roman_ur.jsonl`` (Roman Urdu abuse in the casual register, in families of four: identity as the insult,
+  the same anger as borrowed abuse at one person, a plain mention of the identity, a reply rejecting the insult;
+  DATASHEET §15) goes into ``data/labeled/train.wave10.jsonl``, a training file of its own like wave 9.
 - ``context_<lang>.jsonl`` (parent post -> reply pairs, issue 15) go into ``data/labeled/{train,dev,test}.context.jsonl``
   70/15/15 by family (a family is one reply under several parents), so no reply is in two splits. Parents are
   reused across families in the Urdu and Roman Urdu files (about 120 parents for 500 pairs), so a test reply's
@@ -74,9 +77,12 @@ def main() -> None:
     waves = [r for pattern in ("wave6_*.jsonl", "wave8_*.jsonl") for p in sorted(WRITTEN.glob(pattern))
              for r in read(p)]
     train_only = [r for p in sorted(WRITTEN.glob("wave9_*.jsonl")) for r in read(p)]
-    new = {r["id"] for r in waves + train_only}
+    wave10 = [r for p in sorted(WRITTEN.glob("wave10_*.jsonl")) for r in read(p)]
+    new = {r["id"] for r in waves + train_only + wave10}
     write(LABELED / "train.wave9.jsonl", train_only)
     print(f"data/labeled/train.wave9.jsonl: {len(train_only)} wave-9 rows")
+    write(LABELED / "train.wave10.jsonl", wave10)
+    print(f"data/labeled/train.wave10.jsonl: {len(wave10)} wave-10 rows")
     for split in SPLITS:
         path = LABELED / f"{split}.jsonl"
         kept = [r for r in read(path) if r["id"] not in new]
