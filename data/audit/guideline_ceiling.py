@@ -45,6 +45,7 @@ LABELS = ("extremist", "counter_narrative", "neutral")
 #: RUHSOLD rows drawn per original label; Hickey rows in all (hate and counter-speech whole, neutral to fill).
 RUHSOLD_PER_LABEL = (("2:Religious Hate", 100), ("3:Sexism", 100), ("1:Normal", 100))
 HICKEY_ROWS = 200
+FILES = ("ruhsold", "hickey2025_reddit_hatesubs")
 SEED = 7
 
 
@@ -53,18 +54,20 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def draw(external: Path, seed: int = SEED) -> list[dict]:
-    """The sample, in the (shuffled) order the annotators saw it: ``{"id", "file", "line", "orig_label", "mapped",
-    "text", "lang"}``. Deterministic for a seed and the two files."""
-    rng = random.Random(seed)
-
-    def load(name: str) -> list[dict]:
-        rows = read_jsonl(external / f"{name}.jsonl")
+def load_files(external: Path) -> dict[str, list[dict]]:
+    """The two public files, each row with its ``line`` and ``file``."""
+    files = {name: read_jsonl(external / f"{name}.jsonl") for name in FILES}
+    for name, rows in files.items():
         for i, r in enumerate(rows):
             r["line"], r["file"] = i, name
-        return rows
+    return files
 
-    ruhsold, hickey = load("ruhsold"), load("hickey2025_reddit_hatesubs")
+
+def draw(files: dict[str, list[dict]], seed: int = SEED) -> list[dict]:
+    """The sample, in the (shuffled) order the annotators saw it: ``{"id", "file", "line", "orig_label", "mapped",
+    "text", "lang"}``. Deterministic for a seed and the two files (``load_files``)."""
+    rng = random.Random(seed)
+    ruhsold, hickey = files["ruhsold"], files["hickey2025_reddit_hatesubs"]
     pick: list[dict] = []
     for orig, n in RUHSOLD_PER_LABEL:
         pick += rng.sample([r for r in ruhsold if r["orig_label"] == orig], n)
@@ -78,14 +81,13 @@ def draw(external: Path, seed: int = SEED) -> list[dict]:
 
 
 def kappa(a: Sequence[str], b: Sequence[str]) -> float:
-    """Cohen's kappa of two label lists (1.0 when both passes use one label and agree)."""
-    n = len(a)
-    if not n:
-        return float("nan")
-    po = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    pe = sum(ca[k] * cb[k] for k in set(ca) | set(cb)) / (n * n)
-    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+    """Cohen's kappa of two label lists (scikit-learn's; 1.0 when both passes use one label and agree, where
+    scikit-learn's is undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    return float(cohen_kappa_score(a, b))
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -120,13 +122,22 @@ def macro_f1(confusion: dict[tuple[str, str], float]) -> float:
     return sum(f1s) / len(f1s)
 
 
+def _user(confusion: dict[tuple[str, str], float]) -> dict[str, float]:
+    """Extremist precision and recall and the share of neutral rows flagged, from a ``(gold, predicted) -> count``
+    confusion (NaN where undefined)."""
+    tp = confusion.get(("extremist", "extremist"), 0.0)
+    flagged = sum(v for (_, p), v in confusion.items() if p == "extremist")
+    gold = sum(v for (g, _), v in confusion.items() if g == "extremist")
+    neutral = sum(v for (g, _), v in confusion.items() if g == "neutral")
+    return {"extremist_precision": tp / flagged if flagged else float("nan"),
+            "extremist_recall": tp / gold if gold else float("nan"),
+            "neutral_flagged": confusion.get(("neutral", "extremist"), 0.0) / neutral if neutral else float("nan")}
+
+
 def rates(confusion: dict[tuple[str, str], float]) -> dict[str, float]:
     """Share of the file's neutral rows flagged extremist, and extremist recall."""
-    neutral = sum(v for (g, _), v in confusion.items() if g == "neutral")
-    extremist = sum(v for (g, _), v in confusion.items() if g == "extremist")
-    return {"ordinary_flagged": confusion.get(("neutral", "extremist"), 0.0) / neutral if neutral else float("nan"),
-            "extremist_recall": confusion.get(("extremist", "extremist"), 0.0) / extremist if extremist
-            else float("nan")}
+    u = _user(confusion)
+    return {"ordinary_flagged": u["neutral_flagged"], "extremist_recall": u["extremist_recall"]}
 
 
 def bootstrap_ceiling(rows: Sequence[dict], stratum_sizes: dict[str, int], *, n: int = 2000, seed: int = 0
@@ -154,29 +165,19 @@ def bootstrap_ceiling(rows: Sequence[dict], stratum_sizes: dict[str, int], *, n:
     return {k: interval(v) for k, v in draws.items()}
 
 
-def _weighted_user(confusion: dict[tuple[str, str], float]) -> dict[str, float]:
-    """Extremist precision and recall and the neutral flag rate from an estimated confusion of the whole file."""
-    tp = confusion.get(("extremist", "extremist"), 0.0)
-    flagged = sum(v for (_, p), v in confusion.items() if p == "extremist")
-    gold = sum(v for (g, _), v in confusion.items() if g == "extremist")
-    neutral = sum(v for (g, _), v in confusion.items() if g == "neutral")
-    return {"extremist_precision": round(tp / flagged, 3) if flagged else None,
-            "extremist_recall": round(tp / gold, 3) if gold else None,
-            "neutral_flagged": round(confusion.get(("neutral", "extremist"), 0.0) / neutral, 3) if neutral else None}
+def _weighted_user(confusion: dict[tuple[str, str], float]) -> dict[str, float | None]:
+    """``_user`` rounded for the report (None where undefined)."""
+    return {k: None if math.isnan(v) else round(v, 3) for k, v in _user(confusion).items()}
 
 
-def precision_recall(gold: Sequence[str], pred: Sequence[str], label: str = "extremist") -> tuple[float, float]:
-    tp = sum(g == p == label for g, p in zip(gold, pred))
-    n_pred, n_gold = sum(p == label for p in pred), sum(g == label for g in gold)
-    return (tp / n_pred if n_pred else float("nan"), tp / n_gold if n_gold else float("nan"))
-
-
-def report(sample: list[dict], external: Path, model: str | None = None, profile: str = "balanced") -> dict:
+def report(sample: list[dict], files: dict[str, list[dict]], model: str | None = None, profile: str = "balanced"
+           ) -> dict:
+    """The figures of the module docstring; ``files``: ``load_files``."""
     out: dict = {}
     texts: dict[tuple[str, int], str] = {}
     sizes_of: dict[str, Counter] = {}
     for name in sorted({r["file"] for r in sample}):
-        rows = read_jsonl(external / f"{name}.jsonl")
+        rows = files[name]
         sizes = sizes_of[name] = Counter(r["orig_label"] for r in rows)
         mine = [r for r in sample if r["file"] == name]
         for r in mine:
@@ -207,21 +208,20 @@ def report(sample: list[dict], external: Path, model: str | None = None, profile
         for name in out:
             mine = [r for r in sample if r["file"] == name]
             gold, pred = [r["label"] for r in mine], [r["model"] for r in mine]
-            p_ours, r_ours = precision_recall(gold, pred)
-            p_file, r_file = precision_recall([r["mapped"] for r in mine], pred)
-            neutral_ours = [r for r in mine if r["label"] == "neutral"]
+            ours = _weighted_user(Counter(zip(gold, pred)))
+            on_file = _weighted_user(Counter(zip([r["mapped"] for r in mine], pred)))
             out[name]["model"] = {
                 "profile": profile,
-                "against_ours": {"extremist_precision": round(p_ours, 3), "extremist_recall": round(r_ours, 3),
+                "against_ours": {"extremist_precision": ours["extremist_precision"],
+                                 "extremist_recall": ours["extremist_recall"],
                                  "accuracy": round(sum(g == q for g, q in zip(gold, pred)) / len(mine), 3),
-                                 "neutral_flagged": round(sum(r["model"] == "extremist" for r in neutral_ours)
-                                                          / max(1, len(neutral_ours)), 3),
+                                 "neutral_flagged": ours["neutral_flagged"],
                                  "extremist_rows": gold.count("extremist")},
                 # the same, each stratum weighted by its share of the file (the file's own mix of posts)
                 "against_ours_in_the_file": _weighted_user(weighted_confusion(mine, sizes_of[name], "model",
                                                                               "label")),
-                "against_the_file_sampled": {"extremist_precision": round(p_file, 3),
-                                             "extremist_recall": round(r_file, 3)},
+                "against_the_file_sampled": {"extremist_precision": on_file["extremist_precision"],
+                                             "extremist_recall": on_file["extremist_recall"]},
                 "per_orig_label_flagged": {o: round(sum(r["model"] == "extremist" for r in mine
                                                         if r["orig_label"] == o)
                                                     / max(1, sum(r["orig_label"] == o for r in mine)), 3)
@@ -237,17 +237,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="a model folder: also judge it against our labels of the sample")
     ap.add_argument("--profile", default="balanced")
     args = ap.parse_args(argv)
-    missing = [n for n in ("ruhsold.jsonl", "hickey2025_reddit_hatesubs.jsonl") if not (args.external / n).is_file()]
+    missing = [f"{n}.jsonl" for n in FILES if not (args.external / f"{n}.jsonl").is_file()]
     if missing:
         print(f"error: {args.external} lacks {', '.join(missing)} (the public sets are not in this repository)",
               file=sys.stderr)
         return 2
     sample = read_jsonl(args.sample)
-    drawn = draw(args.external)
+    files = load_files(args.external)
+    drawn = draw(files)
     if [(r["file"], r["line"]) for r in drawn] != [(r["file"], r["line"]) for r in sample]:
         print("error: the sample does not match these files (another version of the public sets?)", file=sys.stderr)
         return 2
-    print(json.dumps(report(sample, args.external, args.model, args.profile), indent=2))
+    print(json.dumps(report(sample, files, args.model, args.profile), indent=2))
     return 0
 
 
